@@ -1,0 +1,264 @@
+//! Command-line interface of `launch-gptoss` (drop-in for the seed's `launch_gptoss.py`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pd_common::deployment::{DeployMode, DeploymentSpec, GpuKind, NixlBackend, Replicas};
+
+const EXAMPLES: &str = "\
+Examples:
+  # Collocated baseline with TP=2, 4 replicas, on the simulated cluster
+  launch-gptoss --backend sim --mode collocated --tp 2 --num-replicas 4
+
+  # PD single-node: 2 prefill (TP=1) + 4 decode (TP=2), NIXL over UCX, on Ray
+  launch-gptoss --mode pd-pack --p-num 2 --p-tp 1 --d-num 4 --d-tp 2 --use-ucx
+
+  # PD multi-node: prefill and decode on different nodes
+  launch-gptoss --mode pd-spread --p-num 1 --p-tp 4 --d-num 1 --d-tp 4 --use-ucx
+
+  # Print the Ray Serve config and placement without a cluster
+  launch-gptoss --mode pd-pack --p-num 1 --p-tp 2 --d-num 2 --d-tp 2 --dry-run --nodes 10.0.0.1:8
+
+  # Stop whatever the deployment record describes
+  launch-gptoss shutdown
+";
+
+/// Deploy GPT-OSS-120B collocated or prefill/decode-disaggregated, on a Ray cluster
+/// (Ray Serve LLM + vLLM + NIXL) or on the embedded simulated cluster.
+///
+/// Returns once the deployment answers, after writing the deployment record that
+/// `run-bm` reads (default .pd-lab/deployment.toml).
+#[derive(Debug, Parser)]
+#[command(name = "launch-gptoss", version, after_help = EXAMPLES, subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub launch: LaunchArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Stop the deployment described by the record and remove the record (idempotent).
+    Shutdown(RecordArgs),
+    /// Show the deployment's state (application, deployments, replicas) and the record.
+    Status(RecordArgs),
+    /// Run the simulated cluster's server in this process (used by `--backend sim`).
+    #[command(hide = true)]
+    ServeSim(ServeSimArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RecordArgs {
+    /// Deployment record to use [default: $PD_LAB_DEPLOYMENT or .pd-lab/deployment.toml].
+    #[arg(long, value_name = "FILE")]
+    pub deployment_file: Option<PathBuf>,
+    /// Print more detail.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Arguments of the hidden `serve-sim` subcommand: the simulator process itself.
+#[derive(Debug, Clone, Args)]
+pub struct ServeSimArgs {
+    /// The launch arguments, as JSON (written by the parent `launch-gptoss`).
+    #[arg(long, value_name = "FILE")]
+    pub plan: PathBuf,
+}
+
+/// Where the deployment runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+pub enum Backend {
+    /// A real Ray cluster (Ray Serve LLM + vLLM), driven over the Serve REST API.
+    Ray,
+    /// The embedded simulated cluster (no GPUs needed).
+    Sim,
+}
+
+/// Network between the P and D nodes of a simulated pd-spread deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+pub enum Network {
+    /// AWS EFA with UCX over SRD (measured 11 GB/s per pair).
+    EfaSrd,
+    /// InfiniBand.
+    Ib,
+    /// UCX forced to TCP (a deliberately bad network).
+    Tcp,
+    /// Taken from the [network.custom] table of the simulator config.
+    Custom,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GpuArg {
+    H100,
+    H200,
+}
+
+impl From<GpuArg> for GpuKind {
+    fn from(g: GpuArg) -> Self {
+        match g {
+            GpuArg::H100 => GpuKind::H100,
+            GpuArg::H200 => GpuKind::H200,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Collocated,
+    PdPack,
+    PdSpread,
+}
+
+impl From<ModeArg> for DeployMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Collocated => DeployMode::Collocated,
+            ModeArg::PdPack => DeployMode::PdPack,
+            ModeArg::PdSpread => DeployMode::PdSpread,
+        }
+    }
+}
+
+/// Deployment flags (the default command).
+#[derive(Debug, Clone, Args)]
+pub struct LaunchArgs {
+    /// Deployment mode.
+    #[arg(long, value_enum, required = true)]
+    pub mode: Option<ModeArg>,
+    /// Served model name.
+    #[arg(long, default_value = "gptoss")]
+    pub model_id: String,
+    /// Model weights source (Hugging Face id or local path).
+    #[arg(long, default_value = "openai/gpt-oss-120b")]
+    pub model_source: String,
+    /// Collocated replicas (alias: --num-replicas).
+    #[arg(long = "num", visible_alias = "num-replicas", default_value_t = 1, value_name = "N")]
+    pub num_replicas: u32,
+    /// TP degree of collocated replicas.
+    #[arg(long = "tp", visible_alias = "tensor-parallel-size", default_value_t = 2, value_name = "N")]
+    pub tp: u32,
+    /// Prefill replicas (PD modes).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub p_num: u32,
+    /// TP degree of prefill replicas.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub p_tp: u32,
+    /// Decode replicas (PD modes).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub d_num: u32,
+    /// TP degree of decode replicas.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub d_tp: u32,
+    /// Use UCX for NIXL KV transfer (default).
+    #[arg(long, conflicts_with = "use_libfabric")]
+    pub use_ucx: bool,
+    /// Use libfabric (EFA) for NIXL KV transfer.
+    #[arg(long)]
+    pub use_libfabric: bool,
+    /// Debug logging for NIXL/UCX/vLLM in the deployment; more progress output here.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Where to deploy [env: PD_LAB_BACKEND].
+    #[arg(long, value_enum, env = "PD_LAB_BACKEND", default_value = "ray")]
+    pub backend: Backend,
+    /// GPUs per node.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub gpus_per_node: u32,
+    /// Deployment record to write [default: $PD_LAB_DEPLOYMENT or .pd-lab/deployment.toml].
+    #[arg(long, value_name = "FILE")]
+    pub deployment_file: Option<PathBuf>,
+    /// Readiness timeout in seconds.
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// `max_model_len` of every engine.
+    #[arg(long, default_value_t = 16000, value_name = "TOKENS")]
+    pub max_model_len: u32,
+
+    // ---- Ray backend ----
+    /// Ray dashboard address.
+    #[arg(long, env = "RAY_ADDRESS", default_value = "http://127.0.0.1:8265", help_heading = "Ray backend")]
+    pub ray_address: String,
+    /// Serve application name.
+    #[arg(long, default_value = "gptoss", help_heading = "Ray backend")]
+    pub app_name: String,
+    /// Ray Serve LLM `experimental_configs.stream_batching_interval_ms`.
+    #[arg(long, default_value_t = 0, value_name = "MS", help_heading = "Ray backend")]
+    pub stream_batching_interval_ms: u32,
+    /// Ingress (and PD proxy) replicas.
+    #[arg(long, default_value_t = 16, value_name = "N", help_heading = "Ray backend")]
+    pub ingress_replicas: u32,
+    /// Deploy with vLLM's DecodeBenchConnector (real decode-only benchmarking).
+    #[arg(long, help_heading = "Ray backend")]
+    pub decode_bench: bool,
+    /// TOML/JSON file deep-merged into every LLM config.
+    #[arg(long, value_name = "FILE", help_heading = "Ray backend")]
+    pub overrides: Option<PathBuf>,
+    /// Print the Serve config and placement plan; deploy nothing.
+    #[arg(long, help_heading = "Ray backend")]
+    pub dry_run: bool,
+    /// Nodes for --dry-run without a cluster: IP:GPUS, repeatable or comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "IP:GPUS", help_heading = "Ray backend")]
+    pub nodes: Vec<String>,
+    /// Leave a failed deployment in place for debugging.
+    #[arg(long, help_heading = "Ray backend")]
+    pub keep_on_failure: bool,
+    /// Serve HTTP endpoint of the cluster (default: http://<dashboard host>:8000).
+    #[arg(long, value_name = "URL", help_heading = "Ray backend")]
+    pub serve_url: Option<String>,
+
+    // ---- simulated backend ----
+    /// GPU kind of the simulated nodes.
+    #[arg(long, value_enum, default_value = "h100", help_heading = "Simulated backend")]
+    pub gpu: GpuArg,
+    /// Network between P and D nodes (pd-spread). `UCX_TLS=tcp` implies tcp.
+    #[arg(long, value_enum, help_heading = "Simulated backend")]
+    pub network: Option<Network>,
+    /// Address the simulated endpoint listens on.
+    #[arg(long, default_value = "127.0.0.1", help_heading = "Simulated backend")]
+    pub host: String,
+    /// Port of the simulated endpoint.
+    #[arg(long, default_value_t = 8000, help_heading = "Simulated backend")]
+    pub port: u16,
+    /// Random seed of the simulator.
+    #[arg(long, default_value_t = 0, help_heading = "Simulated backend")]
+    pub seed: u64,
+    /// Simulator constants (TOML) replacing the built-in ones for the GPU kind.
+    #[arg(long, value_name = "FILE", help_heading = "Simulated backend")]
+    pub sim_config: Option<PathBuf>,
+    /// Keep the simulated cluster in the foreground (Ctrl-C stops it).
+    #[arg(long, help_heading = "Simulated backend")]
+    pub foreground: bool,
+}
+
+impl LaunchArgs {
+    /// The NIXL backend the flags ask for.
+    pub fn nixl_backend(&self) -> NixlBackend {
+        if self.use_libfabric {
+            NixlBackend::Libfabric
+        } else {
+            NixlBackend::Ucx
+        }
+    }
+
+    /// The deployment spec these flags describe (not yet validated).
+    pub fn spec(&self) -> Option<DeploymentSpec> {
+        let mode: DeployMode = self.mode?.into();
+        let mut spec = match mode {
+            DeployMode::Collocated => DeploymentSpec::collocated(self.num_replicas, self.tp),
+            m => DeploymentSpec::pd(
+                m,
+                Replicas { num: self.p_num, tp: self.p_tp },
+                Replicas { num: self.d_num, tp: self.d_tp },
+            ),
+        };
+        spec.nixl_backend = self.nixl_backend();
+        spec.model_id = self.model_id.clone();
+        spec.model_source = self.model_source.clone();
+        spec.gpu = match self.backend {
+            Backend::Sim => self.gpu.into(),
+            Backend::Ray => GpuKind::Other,
+        };
+        Some(spec)
+    }
+}

@@ -1,0 +1,36 @@
+//! `pd-common`: the file contract shared by the pd-lab tools.
+//!
+//! The three tools (`launch-gptoss`, `run-bm`, `viz`) never call each other: they
+//! exchange files on disk, and every one of those files is defined here.
+//!
+//! * [`workload`]: input/output lengths, benchmark mode, sweep kind and value lists.
+//! * [`deployment`]: the deployment spec (what to deploy) and the deployment record
+//!   (what was deployed, written by `launch-gptoss`, read by `run-bm`).
+//! * [`result`]: one result file per sweep point, a superset of `vllm bench serve` JSON.
+//! * [`manifest`]: the experiment manifest written into every result directory.
+//! * [`requests`]: the per-request CSV written next to every sweep point.
+//! * [`naming`]: result directory and file names.
+//! * [`label`]: parser for the configuration labels found in legacy directory names.
+//! * [`fsutil`]: atomic file writes.
+
+pub mod deployment;
+pub mod error;
+pub mod fsutil;
+pub mod label;
+pub mod manifest;
+pub mod naming;
+pub mod requests;
+pub mod result;
+pub mod workload;
+
+pub use deployment::{
+    DeployMode, DeploymentRecord, DeploymentSpec, GpuKind, NixlBackend, ServingBackend, StopHandle,
+};
+pub use error::{Error, Result};
+pub use label::{parse_label, ParsedLabel};
+pub use manifest::ExperimentManifest;
+pub use result::{BenchResult, PdLabExtra, RequestRate};
+pub use workload::{BenchMode, SweepKind, Workload};
+
+/// Version of the pd-lab tools (all crates share the workspace version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,1 @@
+//! `run-bm`: native streaming load generator (being built).

@@ -1,0 +1,1 @@
+//! `viz`: plots and tables from result directories (being built).
