@@ -46,6 +46,28 @@ pub enum Command {
     /// Run the simulated cluster's server in this process (used by `--backend sim`).
     #[command(hide = true)]
     ServeSim(ServeSimArgs),
+    /// Compare the simulator (virtual time) with real results, config by config.
+    SimCalibrate(SimCalibrateArgs),
+}
+
+/// Arguments of `sim-calibrate`.
+#[derive(Debug, Clone, Args)]
+pub struct SimCalibrateArgs {
+    /// Directory of real `vllm bench serve` result directories to compare with.
+    #[arg(long, default_value = "../shared/data/real-vllm-results", value_name = "DIR")]
+    pub real_dir: PathBuf,
+    /// Where to write the simulated result directories (viz-readable).
+    #[arg(long, default_value = "bm_results/sim-calibration", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Also write the comparison table as Markdown to this file.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Simulator constants (TOML) replacing the built-in ones.
+    #[arg(long, value_name = "FILE")]
+    pub sim_config: Option<PathBuf>,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, Args)]

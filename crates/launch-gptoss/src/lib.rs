@@ -19,6 +19,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Shutdown(args)) => record::shutdown(&args),
         Some(Command::Status(args)) => record::status(&args),
         Some(Command::ServeSim(args)) => sim::serve_main(&args),
+        Some(Command::SimCalibrate(args)) => sim::calibrate::main(&args),
         None => {
             let launch = cli.launch;
             let spec = launch

@@ -1,5 +1,6 @@
 //! The embedded simulated cluster (being built).
 
+pub mod calibrate;
 pub mod engine;
 
 use anyhow::{bail, Result};
