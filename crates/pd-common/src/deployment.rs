@@ -50,7 +50,11 @@ pub enum DeployMode {
 }
 
 impl DeployMode {
-    pub const ALL: [DeployMode; 3] = [DeployMode::Collocated, DeployMode::PdPack, DeployMode::PdSpread];
+    pub const ALL: [DeployMode; 3] = [
+        DeployMode::Collocated,
+        DeployMode::PdPack,
+        DeployMode::PdSpread,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             DeployMode::Collocated => "collocated",
@@ -153,7 +157,10 @@ impl FromStr for GpuKind {
             "h200" => Ok(GpuKind::H200),
             "cpu" => Ok(GpuKind::Cpu),
             "other" => Ok(GpuKind::Other),
-            _ => Err(Error::invalid("GPU kind", format!("'{s}' (expected h100 or h200)"))),
+            _ => Err(Error::invalid(
+                "GPU kind",
+                format!("'{s}' (expected h100 or h200)"),
+            )),
         }
     }
 }
@@ -282,9 +289,9 @@ impl DeploymentSpec {
         };
         match self.mode {
             DeployMode::Collocated => {
-                let c = self
-                    .collocated
-                    .ok_or_else(|| Error::invalid("deployment", "collocated mode needs replicas"))?;
+                let c = self.collocated.ok_or_else(|| {
+                    Error::invalid("deployment", "collocated mode needs replicas")
+                })?;
                 check("collocated replicas", c)?;
             }
             mode => {
@@ -470,7 +477,10 @@ mod tests {
     #[test]
     fn labels_and_gpus() {
         let c = DeploymentSpec::collocated(4, 2);
-        assert_eq!((c.label(), c.total_gpus(), c.nodes_needed(8)), ("4xtp2".into(), 8, 1));
+        assert_eq!(
+            (c.label(), c.total_gpus(), c.nodes_needed(8)),
+            ("4xtp2".into(), 8, 1)
+        );
         let p = DeploymentSpec::pd(DeployMode::PdPack, rep(1, 2), rep(2, 2));
         assert_eq!((p.label(), p.total_gpus()), ("p1xtp2-d2xtp2".into(), 6));
         let s = DeploymentSpec::pd(DeployMode::PdSpread, rep(1, 4), rep(1, 4));
@@ -485,9 +495,17 @@ mod tests {
         assert!(DeploymentSpec::collocated(0, 2).validate(8).is_err());
         assert!(DeploymentSpec::collocated(1, 16).validate(8).is_err());
         let bad_tp = DeploymentSpec::pd(DeployMode::PdPack, rep(1, 4), rep(1, 2));
-        assert!(bad_tp.validate(8).unwrap_err().to_string().contains("NixlConnector"));
+        assert!(bad_tp
+            .validate(8)
+            .unwrap_err()
+            .to_string()
+            .contains("NixlConnector"));
         let too_big = DeploymentSpec::pd(DeployMode::PdPack, rep(2, 2), rep(2, 4));
-        assert!(too_big.validate(8).unwrap_err().to_string().contains("pd-pack"));
+        assert!(too_big
+            .validate(8)
+            .unwrap_err()
+            .to_string()
+            .contains("pd-pack"));
         let spread = DeploymentSpec::pd(DeployMode::PdSpread, rep(2, 2), rep(2, 4));
         assert!(spread.validate(8).is_ok());
         let spread_big = DeploymentSpec::pd(DeployMode::PdSpread, rep(3, 4), rep(1, 4));
@@ -521,8 +539,15 @@ mod tests {
         rec.write(&path).unwrap();
         let back = DeploymentRecord::read(&path).unwrap();
         assert_eq!(back, rec);
-        assert!(DeploymentRecord::read_optional(&dir.path().join("nope.toml")).unwrap().is_none());
+        assert!(
+            DeploymentRecord::read_optional(&dir.path().join("nope.toml"))
+                .unwrap()
+                .is_none()
+        );
         std::fs::write(&path, "backend = 3").unwrap();
-        assert!(DeploymentRecord::read(&path).unwrap_err().to_string().contains("deployment.toml"));
+        assert!(DeploymentRecord::read(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("deployment.toml"));
     }
 }

@@ -39,7 +39,11 @@ const NETWORK_TAGS: [&str; 6] = ["ucx", "libfabric", "tcp", "srd", "efa", "ib"];
 
 /// Parse a directory name (or a bare label).
 pub fn parse_label(name: &str) -> Result<ParsedLabel> {
-    let base = name.trim_end_matches('/').rsplit('/').next().unwrap_or(name);
+    let base = name
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(name);
     let mut configs = Vec::new();
     let mut gpu = None;
     let mut spread = false;
@@ -83,7 +87,11 @@ pub fn parse_label(name: &str) -> Result<ParsedLabel> {
             c.gpus(),
         ),
         Layout::Pd(p, d) => (
-            if spread { DeployMode::PdSpread } else { DeployMode::PdPack },
+            if spread {
+                DeployMode::PdSpread
+            } else {
+                DeployMode::PdPack
+            },
             None,
             Some(p),
             Some(d),
@@ -139,9 +147,11 @@ fn parse_group(s: &str, prefix: &str, marker: &str) -> Option<(Replicas, bool)> 
 
 fn parse_config_token(t: &str) -> Option<Config> {
     if let Some((a, b)) = t.split_once('-') {
-        let forms: [(&str, &str, &str, &str); 3] = [("p", "x", "d", "x"), ("", "x", "", "x"), ("", "p", "", "d")];
+        let forms: [(&str, &str, &str, &str); 3] =
+            [("p", "x", "d", "x"), ("", "x", "", "x"), ("", "p", "", "d")];
         for (pa, ma, pb, mb) in forms {
-            if let (Some((p, e1)), Some((d, e2))) = (parse_group(a, pa, ma), parse_group(b, pb, mb)) {
+            if let (Some((p, e1)), Some((d, e2))) = (parse_group(a, pa, ma), parse_group(b, pb, mb))
+            {
                 return Some(Config {
                     layout: Layout::Pd(p, d),
                     ep: e1 || e2,
@@ -174,7 +184,10 @@ mod tests {
         assert!(ep.expert_parallel);
         assert_eq!(ep.total_gpus, 8);
         let h = parse_label("gptoss_H200_itl5000_otl250_mixed_spread_p1xtp4-d1xtp4").unwrap();
-        assert_eq!((h.gpu, h.mode, h.label.as_str()), (Some(GpuKind::H200), DeployMode::PdSpread, "p1xtp4-d1xtp4"));
+        assert_eq!(
+            (h.gpu, h.mode, h.label.as_str()),
+            (Some(GpuKind::H200), DeployMode::PdSpread, "p1xtp4-d1xtp4")
+        );
         let t = parse_label("gptoss_itl5000_otl250_mixed_spread_tcp_p1xtp4-d1xtp4").unwrap();
         assert_eq!(t.network, vec!["tcp".to_string()]);
         let b = parse_label("bm_results/gptoss_itl5000_otl250_mixed_baseline_2xtp4/").unwrap();
@@ -185,7 +198,13 @@ mod tests {
 
     #[test]
     fn unparseable_names_are_reported() {
-        for bad in ["gptoss_itl5000_otl250_mixed_myexp", "xtp2", "4xtp", "4xtp2_2xtp4", "p1xtp2-dx"] {
+        for bad in [
+            "gptoss_itl5000_otl250_mixed_myexp",
+            "xtp2",
+            "4xtp",
+            "4xtp2_2xtp4",
+            "p1xtp2-dx",
+        ] {
             assert!(parse_label(bad).is_err(), "{bad}");
         }
     }

@@ -20,7 +20,8 @@ use crate::workload::{SweepKind, Workload};
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
 
 /// Environment variable name prefixes recorded in manifests and deployment records.
-pub const RECORDED_ENV_PREFIXES: [&str; 7] = ["UCX_", "NIXL_", "FI_", "VLLM_", "NCCL_", "RAY_", "PD_LAB_"];
+pub const RECORDED_ENV_PREFIXES: [&str; 7] =
+    ["UCX_", "NIXL_", "FI_", "VLLM_", "NCCL_", "RAY_", "PD_LAB_"];
 /// Exact environment variable names also recorded.
 pub const RECORDED_ENV_NAMES: [&str; 3] = ["CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "RUST_LOG"];
 
@@ -31,13 +32,17 @@ pub fn capture_env() -> BTreeMap<String, String> {
 }
 
 /// [`capture_env`] over an explicit list of variables.
-pub fn capture_env_from(vars: impl IntoIterator<Item = (String, String)>) -> BTreeMap<String, String> {
+pub fn capture_env_from(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> BTreeMap<String, String> {
     vars.into_iter()
         .filter(|(k, _)| {
             let upper = k.to_ascii_uppercase();
             let wanted = RECORDED_ENV_PREFIXES.iter().any(|p| upper.starts_with(p))
                 || RECORDED_ENV_NAMES.contains(&upper.as_str());
-            let secret = ["KEY", "TOKEN", "SECRET", "PASSWORD"].iter().any(|s| upper.contains(s));
+            let secret = ["KEY", "TOKEN", "SECRET", "PASSWORD"]
+                .iter()
+                .any(|s| upper.contains(s));
             wanted && !secret
         })
         .collect()
@@ -168,7 +173,10 @@ mod tests {
             ("OPENAI_API_KEY".to_string(), "s3cret".to_string()),
         ];
         let env = capture_env_from(vars);
-        assert_eq!(env.keys().collect::<Vec<_>>(), vec!["NIXL_LOG_LEVEL", "UCX_TLS"]);
+        assert_eq!(
+            env.keys().collect::<Vec<_>>(),
+            vec!["NIXL_LOG_LEVEL", "UCX_TLS"]
+        );
     }
 
     #[test]
@@ -207,7 +215,11 @@ mod tests {
             finished_at: "t".into(),
         };
         m.upsert_point(entry.clone());
-        m.upsert_point(PointEntry { completed: 19, failed: 1, ..entry });
+        m.upsert_point(PointEntry {
+            completed: 19,
+            failed: 1,
+            ..entry
+        });
         assert_eq!(m.points.len(), 1);
         m.write(&p).unwrap();
         assert_eq!(ExperimentManifest::read(&p).unwrap(), m);

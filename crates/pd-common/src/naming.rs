@@ -36,7 +36,11 @@ pub fn validate_exp_name(name: &str) -> Result<()> {
     if name.is_empty() {
         return Err(Error::invalid("experiment name", "must not be empty"));
     }
-    if name == "." || name == ".." || name.contains(['/', '\\']) || name.chars().any(char::is_whitespace) {
+    if name == "."
+        || name == ".."
+        || name.contains(['/', '\\'])
+        || name.chars().any(char::is_whitespace)
+    {
         return Err(Error::invalid(
             "experiment name",
             format!("'{name}' must not contain '/', '\\' or whitespace"),
@@ -78,10 +82,17 @@ pub fn requests_csv_name(kind: SweepKind, value: f64) -> String {
 pub fn parse_point_file_name(name: &str) -> Option<(SweepKind, f64)> {
     let stem = name.strip_suffix(".json")?;
     if let Some(n) = stem.strip_prefix("conc") {
-        return n.parse::<u64>().ok().map(|c| (SweepKind::Concurrency, c as f64));
+        return n
+            .parse::<u64>()
+            .ok()
+            .map(|c| (SweepKind::Concurrency, c as f64));
     }
     if let Some(r) = stem.strip_prefix("rr") {
-        return r.parse::<f64>().ok().filter(|r| *r > 0.0).map(|r| (SweepKind::RequestRate, r));
+        return r
+            .parse::<f64>()
+            .ok()
+            .filter(|r| *r > 0.0)
+            .map(|r| (SweepKind::RequestRate, r));
     }
     None
 }
@@ -94,17 +105,33 @@ mod tests {
     #[test]
     fn names() {
         let w = Workload::new(5000, 250, BenchMode::Mixed).unwrap();
-        assert_eq!(result_dir_name("gptoss", &w, "baseline_4xtp2"), "gptoss_itl5000_otl250_mixed_baseline_4xtp2");
         assert_eq!(
-            result_dir_name("openai/gpt-oss-120b", &Workload::new(1, 2, BenchMode::PrefillOnly).unwrap(), "x"),
+            result_dir_name("gptoss", &w, "baseline_4xtp2"),
+            "gptoss_itl5000_otl250_mixed_baseline_4xtp2"
+        );
+        assert_eq!(
+            result_dir_name(
+                "openai/gpt-oss-120b",
+                &Workload::new(1, 2, BenchMode::PrefillOnly).unwrap(),
+                "x"
+            ),
             "openai--gpt-oss-120b_itl1_otl2_prefill-only_x"
         );
         assert_eq!(point_file_name(SweepKind::Concurrency, 16.0), "conc16.json");
         assert_eq!(point_file_name(SweepKind::RequestRate, 2.0), "rr2.json");
         assert_eq!(point_file_name(SweepKind::RequestRate, 0.5), "rr0.5.json");
-        assert_eq!(requests_csv_name(SweepKind::Concurrency, 4.0), "conc4.requests.csv");
-        assert_eq!(parse_point_file_name("conc64.json"), Some((SweepKind::Concurrency, 64.0)));
-        assert_eq!(parse_point_file_name("rr0.5.json"), Some((SweepKind::RequestRate, 0.5)));
+        assert_eq!(
+            requests_csv_name(SweepKind::Concurrency, 4.0),
+            "conc4.requests.csv"
+        );
+        assert_eq!(
+            parse_point_file_name("conc64.json"),
+            Some((SweepKind::Concurrency, 64.0))
+        );
+        assert_eq!(
+            parse_point_file_name("rr0.5.json"),
+            Some((SweepKind::RequestRate, 0.5))
+        );
         assert_eq!(parse_point_file_name("manifest.json"), None);
         assert_eq!(parse_point_file_name("concx.json"), None);
         assert!(validate_exp_name("a/b").is_err());

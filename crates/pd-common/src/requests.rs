@@ -50,8 +50,18 @@ pub fn write_requests_csv(path: &Path, records: &[RequestRecord]) -> Result<()> 
     if records.is_empty() {
         // Keep a header so the file is self-describing even when empty.
         w.write_record([
-            "index", "scheduled_s", "sent_s", "queue_wait_s", "ttft_s", "e2el_s", "prompt_tokens",
-            "output_tokens", "chunks", "success", "http_status", "error",
+            "index",
+            "scheduled_s",
+            "sent_s",
+            "queue_wait_s",
+            "ttft_s",
+            "e2el_s",
+            "prompt_tokens",
+            "output_tokens",
+            "chunks",
+            "success",
+            "http_status",
+            "error",
         ])
         .map_err(|source| Error::Csv {
             path: path.to_path_buf(),
@@ -89,8 +99,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("conc4.requests.csv");
         let recs = vec![
-            RequestRecord { index: 0, sent_s: 0.001, ttft_s: 0.2, e2el_s: 1.5, prompt_tokens: 5000, output_tokens: 250, chunks: 250, success: true, http_status: 200, ..Default::default() },
-            RequestRecord { index: 1, error: "Bad Request: prompt, too long".into(), http_status: 400, ..Default::default() },
+            RequestRecord {
+                index: 0,
+                sent_s: 0.001,
+                ttft_s: 0.2,
+                e2el_s: 1.5,
+                prompt_tokens: 5000,
+                output_tokens: 250,
+                chunks: 250,
+                success: true,
+                http_status: 200,
+                ..Default::default()
+            },
+            RequestRecord {
+                index: 1,
+                error: "Bad Request: prompt, too long".into(),
+                http_status: 400,
+                ..Default::default()
+            },
         ];
         write_requests_csv(&p, &recs).unwrap();
         assert_eq!(read_requests_csv(&p).unwrap(), recs);

@@ -328,7 +328,10 @@ mod tests {
     #[test]
     fn request_rate_serde() {
         assert_eq!(serde_json::to_string(&RequestRate::Inf).unwrap(), "\"inf\"");
-        assert_eq!(serde_json::to_string(&RequestRate::Finite(1e9)).unwrap(), "1000000000.0");
+        assert_eq!(
+            serde_json::to_string(&RequestRate::Finite(1e9)).unwrap(),
+            "1000000000.0"
+        );
         let r: RequestRate = serde_json::from_str("\"inf\"").unwrap();
         assert_eq!(r, RequestRate::Inf);
         let r: RequestRate = serde_json::from_str("4").unwrap();

@@ -39,7 +39,11 @@ pub enum BenchMode {
 }
 
 impl BenchMode {
-    pub const ALL: [BenchMode; 3] = [BenchMode::Mixed, BenchMode::PrefillOnly, BenchMode::DecodeOnly];
+    pub const ALL: [BenchMode; 3] = [
+        BenchMode::Mixed,
+        BenchMode::PrefillOnly,
+        BenchMode::DecodeOnly,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -240,18 +244,32 @@ mod tests {
     #[test]
     fn effective_lengths_per_mode() {
         let w = Workload::new(5000, 250, BenchMode::Mixed).unwrap();
-        assert_eq!((w.input_len(), w.output_len(), w.shared_prefix_len(), w.unique_suffix_len()), (5000, 250, 0, 5000));
+        assert_eq!(
+            (
+                w.input_len(),
+                w.output_len(),
+                w.shared_prefix_len(),
+                w.unique_suffix_len()
+            ),
+            (5000, 250, 0, 5000)
+        );
         let w = Workload::new(5000, 250, BenchMode::PrefillOnly).unwrap();
         assert_eq!((w.output_len(), w.shared_prefix_len()), (1, 0));
         let w = Workload::new(5000, 250, BenchMode::DecodeOnly).unwrap();
-        assert_eq!((w.output_len(), w.shared_prefix_len(), w.unique_suffix_len()), (250, 5000, 0));
+        assert_eq!(
+            (w.output_len(), w.shared_prefix_len(), w.unique_suffix_len()),
+            (250, 5000, 0)
+        );
         assert!(Workload::new(0, 1, BenchMode::Mixed).is_err());
         assert!(Workload::new(1, 0, BenchMode::Mixed).is_err());
     }
 
     #[test]
     fn concurrency_lists() {
-        assert_eq!(parse_concurrency_list("all").unwrap(), vec![4, 8, 16, 32, 48, 64]);
+        assert_eq!(
+            parse_concurrency_list("all").unwrap(),
+            vec![4, 8, 16, 32, 48, 64]
+        );
         assert_eq!(parse_concurrency_list(" 4, 8,16 ").unwrap(), vec![4, 8, 16]);
         for bad in ["", "0", "abc", "4,,8", "-1", "1.5"] {
             let e = parse_concurrency_list(bad).unwrap_err().to_string();
@@ -275,7 +293,10 @@ mod tests {
             assert_eq!(m.as_str().parse::<BenchMode>().unwrap(), m);
         }
         assert!("decode".parse::<BenchMode>().is_err());
-        assert_eq!("request-rate".parse::<SweepKind>().unwrap(), SweepKind::RequestRate);
+        assert_eq!(
+            "request-rate".parse::<SweepKind>().unwrap(),
+            SweepKind::RequestRate
+        );
         assert_eq!(prompts_for_concurrency(16), 80);
     }
 }

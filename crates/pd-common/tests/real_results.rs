@@ -41,13 +41,20 @@ fn every_file_round_trips_key_for_key() {
             let written = parsed.to_json_string().unwrap();
             let back: serde_json::Value = serde_json::from_str(&written).unwrap();
             assert_eq!(back, original, "{}", path.display());
-            let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
-            assert_eq!(keys(&back), keys(&original), "key order of {}", path.display());
+            let keys =
+                |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+            assert_eq!(
+                keys(&back),
+                keys(&original),
+                "key order of {}",
+                path.display()
+            );
             // Typed access matches the raw values.
             assert_eq!(parsed.median_ttft_ms(), original["median_ttft_ms"].as_f64());
             assert_eq!(parsed.completed, original["completed"].as_u64().unwrap());
             let (kind, value) = parsed.sweep_point();
-            let from_name = parse_point_file_name(path.file_name().unwrap().to_str().unwrap()).unwrap();
+            let from_name =
+                parse_point_file_name(path.file_name().unwrap().to_str().unwrap()).unwrap();
             assert_eq!((kind, value), from_name, "{}", path.display());
             assert_eq!(kind, SweepKind::Concurrency);
             files += 1;
