@@ -13,6 +13,8 @@
 //! * [`label`]: parser for the configuration labels found in legacy directory names.
 //! * [`fsutil`]: atomic file writes.
 
+#[cfg(feature = "cli-assets")]
+pub mod cli_assets;
 pub mod deployment;
 pub mod error;
 pub mod fsutil;
