@@ -15,6 +15,7 @@
 
 #[cfg(feature = "cli-assets")]
 pub mod cli_assets;
+pub mod cli_doc;
 pub mod deployment;
 pub mod error;
 pub mod fsutil;
