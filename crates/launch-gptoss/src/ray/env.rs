@@ -1,0 +1,202 @@
+//! Environment variables of the engine processes (`runtime_env.env_vars` of each LLM
+//! config), and redaction of secret-looking values before anything is printed or recorded.
+
+use serde_json::{Map, Value};
+
+use pd_common::deployment::{DeploymentSpec, NixlBackend};
+
+/// Where the EFA libraries live on AWS images (`lib` on Ubuntu, `lib64` on Amazon Linux).
+/// `${LD_LIBRARY_PATH}` is expanded by Ray from the node's environment, so the node's own
+/// path is appended, not replaced.
+pub const EFA_LD_LIBRARY_PATH: &str =
+    "/opt/amazon/efa/lib:/opt/amazon/efa/lib64:${LD_LIBRARY_PATH}";
+
+/// What the launcher reads from its own environment (captured once, so rendering is pure).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallerEnv {
+    /// `UCX_TLS` of the caller, forwarded to the engines (PD with UCX).
+    pub ucx_tls: Option<String>,
+}
+
+impl CallerEnv {
+    /// Read the caller's process environment.
+    pub fn from_process() -> CallerEnv {
+        CallerEnv {
+            ucx_tls: std::env::var("UCX_TLS")
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
+        }
+    }
+}
+
+/// The env vars our rendering puts into every LLM config.
+pub fn engine_env(spec: &DeploymentSpec, verbose: bool, caller: &CallerEnv) -> Map<String, Value> {
+    let mut env = Map::new();
+    if spec.mode.is_pd() {
+        match spec.nixl_backend {
+            NixlBackend::Ucx => {
+                let tls = caller.ucx_tls.clone().unwrap_or_else(|| "all".to_string());
+                env.insert("UCX_TLS".into(), Value::String(tls));
+            }
+            NixlBackend::Libfabric => {
+                env.insert(
+                    "LD_LIBRARY_PATH".into(),
+                    Value::String(EFA_LD_LIBRARY_PATH.into()),
+                );
+                env.insert("FI_PROVIDER".into(), Value::String("efa".into()));
+            }
+        }
+    }
+    if verbose {
+        env.insert("NIXL_LOG_LEVEL".into(), Value::String("DEBUG".into()));
+        env.insert("UCX_LOG_LEVEL".into(), Value::String("debug".into()));
+        env.insert("VLLM_LOGGING_LEVEL".into(), Value::String("DEBUG".into()));
+    }
+    env
+}
+
+/// Does an environment variable name look like it holds a secret?
+pub fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    [
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "KEY",
+        "CREDENTIAL",
+        "AUTH",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+/// Replace the values of secret-looking variables in every `env_vars` object of `v`.
+pub fn redact(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if k == "env_vars" {
+                    if let Value::Object(vars) = child {
+                        for (name, val) in vars.iter_mut() {
+                            if is_secret_name(name) {
+                                *val = Value::String("<redacted>".into());
+                            }
+                        }
+                        continue;
+                    }
+                }
+                redact(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+/// Values of secret-looking variables in every `env_vars` object of `v` (non-trivial ones).
+pub fn secret_values(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_secrets(v, &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn collect_secrets(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                if let (true, Value::Object(vars)) = (k == "env_vars", child) {
+                    for (name, val) in vars {
+                        match val.as_str() {
+                            Some(s) if is_secret_name(name) && s.len() >= 4 => {
+                                out.push(s.to_string())
+                            }
+                            _ => {}
+                        }
+                    }
+                } else {
+                    collect_secrets(child, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_secrets(i, out)),
+        _ => {}
+    }
+}
+
+/// Replace every occurrence of a secret in a text from the server (pydantic errors echo
+/// input values).
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .fold(text.to_string(), |t, s| t.replace(s.as_str(), "<redacted>"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pd_common::deployment::{DeployMode, Replicas};
+    use serde_json::json;
+
+    #[test]
+    fn env_by_backend_and_verbosity() {
+        let mut pd = DeploymentSpec::pd(
+            DeployMode::PdPack,
+            Replicas { num: 1, tp: 1 },
+            Replicas { num: 1, tp: 1 },
+        );
+        let e = engine_env(&pd, false, &CallerEnv::default());
+        assert_eq!(e.get("UCX_TLS"), Some(&json!("all")));
+        let e = engine_env(
+            &pd,
+            true,
+            &CallerEnv {
+                ucx_tls: Some("tcp".into()),
+            },
+        );
+        assert_eq!(e.get("UCX_TLS"), Some(&json!("tcp")));
+        assert_eq!(e.get("NIXL_LOG_LEVEL"), Some(&json!("DEBUG")));
+        pd.nixl_backend = NixlBackend::Libfabric;
+        let e = engine_env(&pd, false, &CallerEnv::default());
+        assert!(e["LD_LIBRARY_PATH"]
+            .as_str()
+            .unwrap()
+            .contains("/opt/amazon/efa/lib"));
+        assert!(!e.contains_key("UCX_TLS"));
+        assert!(engine_env(
+            &DeploymentSpec::collocated(1, 1),
+            false,
+            &CallerEnv::default()
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn redacts_secret_names() {
+        let mut v =
+            json!({"a": [{"runtime_env": {"env_vars": {"HF_TOKEN": "hf_x", "UCX_TLS": "all"}}}]});
+        redact(&mut v);
+        assert_eq!(
+            v.pointer("/a/0/runtime_env/env_vars/HF_TOKEN"),
+            Some(&json!("<redacted>"))
+        );
+        assert_eq!(
+            v.pointer("/a/0/runtime_env/env_vars/UCX_TLS"),
+            Some(&json!("all"))
+        );
+    }
+
+    #[test]
+    fn scrubs_secret_values_from_server_text() {
+        let v =
+            json!({"x": {"env_vars": {"HF_TOKEN": "hf_abcdef", "API_KEY": "k", "UCX_TLS": "all"}}});
+        let s = secret_values(&v);
+        assert_eq!(s, vec!["hf_abcdef".to_string()]);
+        assert_eq!(
+            scrub("input_value={'HF_TOKEN': 'hf_abcdef'}", &s),
+            "input_value={'HF_TOKEN': '<redacted>'}"
+        );
+    }
+}

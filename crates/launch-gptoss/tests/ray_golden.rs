@@ -1,0 +1,395 @@
+//! Golden tests: the Serve config rendered for the methodology's example commands
+//! (and the original tool's help), with `--dry-run --nodes` fake nodes.
+//! Regenerate with `UPDATE_GOLDEN=1 cargo test -p launch-gptoss --test ray_golden`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use launch_gptoss::cli::Cli;
+use launch_gptoss::ray::config::{put_body, render, RenderOptions};
+use launch_gptoss::ray::deploy::{self, LaunchOptions, Outcome};
+use launch_gptoss::ray::env::CallerEnv;
+use launch_gptoss::ray::nodes::parse_node_args;
+use launch_gptoss::ray::plan::plan;
+use launch_gptoss::ray::version::RayVersion;
+use serde_json::json;
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+fn check_golden(name: &str, actual: &str) {
+    let path = golden_dir().join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    assert_eq!(
+        actual,
+        expected,
+        "golden file {} differs (UPDATE_GOLDEN=1 regenerates)",
+        path.display()
+    );
+}
+
+/// Run `launch-gptoss <args> --dry-run` through the library; return (stdout, log).
+fn dry_run(args: &[&str], caller_env: CallerEnv) -> (String, String) {
+    let mut argv = vec![
+        "launch-gptoss",
+        "--backend",
+        "ray",
+        "--ray-address",
+        "http://127.0.0.1:8265",
+        "--dry-run",
+    ];
+    argv.extend_from_slice(args);
+    let cli = Cli::try_parse_from(argv).unwrap();
+    let spec = cli.launch.spec().unwrap();
+    spec.validate(cli.launch.gpus_per_node).unwrap();
+    let opts = LaunchOptions {
+        poll_interval: Duration::from_millis(50),
+        command: vec!["launch-gptoss".into()],
+        caller_env,
+        ..LaunchOptions::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mut out, mut log) = (Vec::new(), Vec::new());
+    let outcome = rt
+        .block_on(deploy::launch(
+            &spec,
+            &cli.launch,
+            &opts,
+            &mut out,
+            &mut log,
+        ))
+        .unwrap();
+    assert!(matches!(outcome, Outcome::DryRun { .. }));
+    (
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(log).unwrap(),
+    )
+}
+
+fn golden_case(name: &str, args: &[&str]) -> (String, String) {
+    let (out, log) = dry_run(args, CallerEnv::default());
+    check_golden(&format!("{name}.json"), &out);
+    check_golden(&format!("{name}.plan.txt"), &log);
+    (out, log)
+}
+
+#[test]
+fn collocated_tp2_x4() {
+    let (out, log) = golden_case(
+        "collocated-tp2x4",
+        &[
+            "--mode",
+            "collocated",
+            "--tp",
+            "2",
+            "--num-replicas",
+            "4",
+            "--nodes",
+            "10.0.0.1:8",
+        ],
+    );
+    assert!(out.contains("ray.serve.llm:build_openai_app"));
+    assert!(
+        log.contains("collocated 4×TP2 = 8 GPUs on node 10.0.0.1"),
+        "{log}"
+    );
+}
+
+#[test]
+fn collocated_over_two_nodes_is_not_pinned() {
+    let (out, log) = golden_case(
+        "collocated-tp2x8-two-nodes",
+        &[
+            "--mode",
+            "collocated",
+            "--tp",
+            "2",
+            "--num",
+            "8",
+            "--nodes",
+            "10.0.0.1:8,10.0.0.2:8",
+        ],
+    );
+    assert!(!out.contains("node:10.0.0."), "{out}");
+    assert!(log.contains("not pinned"), "{log}");
+}
+
+#[test]
+fn pd_pack_2xtp1_4xtp2_ucx() {
+    // The methodology's example needs 2×1 + 4×2 = 10 GPUs on one node.
+    let (out, _) = golden_case(
+        "pd-pack-p2xtp1-d4xtp2-ucx",
+        &[
+            "--mode",
+            "pd-pack",
+            "--p-num",
+            "2",
+            "--p-tp",
+            "1",
+            "--d-num",
+            "4",
+            "--d-tp",
+            "2",
+            "--use-ucx",
+            "--gpus-per-node",
+            "16",
+            "--nodes",
+            "10.0.0.1:16",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let args = &v["applications"][0]["args"];
+    assert_eq!(
+        args["prefill_config"]["deployment_config"]["autoscaling_config"],
+        json!({"min_replicas": 2, "max_replicas": 2})
+    );
+    assert_eq!(
+        args["decode_config"]["engine_kwargs"]["tensor_parallel_size"],
+        2
+    );
+    assert_eq!(
+        args["decode_config"]["engine_kwargs"]["kv_transfer_config"]["kv_connector_extra_config"]
+            ["backends"],
+        json!(["UCX"])
+    );
+    assert!(
+        args.get("proxy_deployment_config").is_none(),
+        "Ray 2.60 layout"
+    );
+}
+
+#[test]
+fn pd_pack_methodology_examples() {
+    golden_case(
+        "pd-pack-p1xtp2-d2xtp2",
+        &[
+            "--mode",
+            "pd-pack",
+            "--p-num",
+            "1",
+            "--p-tp",
+            "2",
+            "--d-num",
+            "2",
+            "--d-tp",
+            "2",
+            "--nodes",
+            "10.0.0.1:8",
+        ],
+    );
+}
+
+#[test]
+fn pd_spread_1xtp4_1xtp4_ucx() {
+    let (_, log) = golden_case(
+        "pd-spread-p1xtp4-d1xtp4-ucx",
+        &[
+            "--mode",
+            "pd-spread",
+            "--p-num",
+            "1",
+            "--p-tp",
+            "4",
+            "--d-num",
+            "1",
+            "--d-tp",
+            "4",
+            "--use-ucx",
+            "--nodes",
+            "10.0.0.1:8,10.0.0.2:8",
+        ],
+    );
+    assert!(
+        log.contains(
+            "picked node 10.0.0.1 (8 GPUs) for prefill and node 10.0.0.2 (8 GPUs) for decode"
+        ),
+        "{log}"
+    );
+}
+
+#[test]
+fn pd_spread_1xtp4_1xtp4_libfabric() {
+    let (out, _) = golden_case(
+        "pd-spread-p1xtp4-d1xtp4-libfabric",
+        &[
+            "--mode",
+            "pd-spread",
+            "--p-num",
+            "1",
+            "--p-tp",
+            "4",
+            "--d-num",
+            "1",
+            "--d-tp",
+            "4",
+            "--use-libfabric",
+            "--nodes",
+            "10.0.0.1:8,10.0.0.2:8",
+        ],
+    );
+    assert!(
+        out.contains("\"LIBFABRIC\"") && out.contains("/opt/amazon/efa/lib"),
+        "{out}"
+    );
+    assert!(!out.contains("UCX_TLS"));
+}
+
+#[test]
+fn decode_bench() {
+    let (out, _) = golden_case(
+        "collocated-tp2x1-decode-bench",
+        &[
+            "--mode",
+            "collocated",
+            "--tp",
+            "2",
+            "--num",
+            "1",
+            "--decode-bench",
+            "--max-model-len",
+            "131072",
+            "--nodes",
+            "10.0.0.1:8",
+        ],
+    );
+    assert!(out.contains("DecodeBenchConnector"));
+}
+
+#[test]
+fn overrides_are_deep_merged_and_secrets_redacted() {
+    let file = golden_dir().join("cpu-overrides.toml");
+    let (out, _) = golden_case(
+        "pd-pack-p1xtp1-d1xtp1-cpu-overrides",
+        &[
+            "--mode",
+            "pd-pack",
+            "--p-num",
+            "1",
+            "--p-tp",
+            "1",
+            "--d-num",
+            "1",
+            "--d-tp",
+            "1",
+            "--ingress-replicas",
+            "4",
+            "--model-source",
+            "/models/tiny-gptoss",
+            "--overrides",
+            file.to_str().unwrap(),
+            "--nodes",
+            "127.0.0.1:2",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let p = &v["applications"][0]["args"]["prefill_config"];
+    assert_eq!(p["placement_group_config"]["bundles"], json!([{"CPU": 1}]));
+    assert_eq!(
+        p["engine_kwargs"]["kv_transfer_config"]["kv_connector"],
+        "NixlConnector"
+    );
+    assert_eq!(
+        p["engine_kwargs"]["kv_transfer_config"]["kv_buffer_device"],
+        "cpu"
+    );
+    assert_eq!(
+        p["runtime_env"]["env_vars"]["VLLM_CPU_OMP_THREADS_BIND"],
+        "0"
+    );
+    assert_eq!(p["runtime_env"]["env_vars"]["UCX_TLS"], "all");
+    assert_eq!(
+        v["applications"][0]["args"]["decode_config"]["runtime_env"]["env_vars"]
+            ["VLLM_CPU_OMP_THREADS_BIND"],
+        "1"
+    );
+    assert!(!out.contains("hf_never_printed") && out.contains("<redacted>"));
+    assert_eq!(
+        v["applications"][0]["args"]["ingress_deployment_config"]["autoscaling_config"]
+            ["max_replicas"],
+        1
+    );
+}
+
+#[test]
+fn verbose_and_callers_ucx_tls() {
+    let (out, _) = dry_run(
+        &[
+            "--mode",
+            "pd-pack",
+            "--p-num",
+            "1",
+            "--p-tp",
+            "1",
+            "--d-num",
+            "1",
+            "--d-tp",
+            "1",
+            "--verbose",
+            "--nodes",
+            "10.0.0.1:8",
+        ],
+        CallerEnv {
+            ucx_tls: Some("rc,cuda_copy".into()),
+        },
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let env = &v["applications"][0]["args"]["decode_config"]["runtime_env"]["env_vars"];
+    assert_eq!(
+        env,
+        &json!({"UCX_TLS": "rc,cuda_copy", "NIXL_LOG_LEVEL": "DEBUG", "UCX_LOG_LEVEL": "debug", "VLLM_LOGGING_LEVEL": "DEBUG"})
+    );
+}
+
+#[test]
+fn pd_pack_on_ray_2_51_has_a_proxy() {
+    let cli = Cli::try_parse_from([
+        "launch-gptoss",
+        "--mode",
+        "pd-pack",
+        "--p-num",
+        "1",
+        "--p-tp",
+        "2",
+        "--d-num",
+        "2",
+        "--d-tp",
+        "2",
+    ])
+    .unwrap();
+    let spec = cli.launch.spec().unwrap();
+    let nodes = parse_node_args(&["10.0.0.1:8".to_string()]).unwrap();
+    let pl = plan(&spec, &nodes).unwrap();
+    let r = render(
+        &spec,
+        &pl,
+        &RenderOptions::from_args(&cli.launch),
+        &RayVersion::parse("2.51.0"),
+        &CallerEnv::default(),
+        None,
+    )
+    .unwrap();
+    let body = put_body(&json!({"host": "127.0.0.1", "port": 8000}), vec![r.app]);
+    check_golden(
+        "pd-pack-p1xtp2-d2xtp2-ray-2.51.json",
+        &(serde_json::to_string_pretty(&body).unwrap() + "\n"),
+    );
+    assert!(
+        body["applications"][0]["args"]["proxy_deployment_config"]["ray_actor_options"]
+            ["resources"]["node:10.0.0.1"]
+            .is_number()
+    );
+}
