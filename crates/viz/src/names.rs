@@ -1,0 +1,171 @@
+//! Display names of experiments: the directory basename, shortened for legends.
+//!
+//! Result directories are named `<model>_itl<ITL>_otl<OTL>_<mode>_<exp-name>`. When
+//! several directories are shown and all share the same `itl/otl/mode` part, that part
+//! (and the model tokens they all share) is dropped from the display names and returned
+//! once as the workload description for titles:
+//! `gptoss_itl5000_otl250_mixed_baseline_4xtp2` → `baseline_4xtp2`,
+//! `gptoss_H200_itl5000_otl250_mixed_pack_p1xtp4-d1xtp4` → `H200_pack_p1xtp4-d1xtp4`.
+
+/// The parts of a conventional result directory name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameParts<'a> {
+    pub model: Vec<&'a str>,
+    pub itl: u64,
+    pub otl: u64,
+    pub mode: &'a str,
+    pub exp: Vec<&'a str>,
+}
+
+fn number_after(token: &str, prefix: &str) -> Option<u64> {
+    let n = token.strip_prefix(prefix)?;
+    if n.is_empty() || !n.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
+}
+
+/// Split `<model>_itl<ITL>_otl<OTL>_<mode>_<exp-name>`; `None` if the name is not of that form.
+pub fn split_name(name: &str) -> Option<NameParts<'_>> {
+    let tokens: Vec<&str> = name.split('_').collect();
+    (0..tokens.len()).find_map(|i| {
+        let itl = number_after(tokens[i], "itl")?;
+        let otl = number_after(tokens.get(i + 1)?, "otl")?;
+        let mode = *tokens.get(i + 2)?;
+        let exp = tokens.get(i + 3..)?.to_vec();
+        if exp.is_empty() || mode.is_empty() {
+            return None;
+        }
+        Some(NameParts {
+            model: tokens[..i].to_vec(),
+            itl,
+            otl,
+            mode,
+            exp,
+        })
+    })
+}
+
+/// Display names for `dir_names` (same order) and, when shortened, the shared workload
+/// (`ITL 5000, OTL 250, mixed`).
+pub fn display_names(dir_names: &[String]) -> (Vec<String>, Option<String>) {
+    let full = || dir_names.to_vec();
+    let parts: Option<Vec<NameParts>> = dir_names.iter().map(|n| split_name(n)).collect();
+    let Some(parts) = parts else {
+        return (dedupe(full()), None);
+    };
+    let Some(first) = parts.first() else {
+        return (Vec::new(), None);
+    };
+    let workload = format!("ITL {}, OTL {}, {}", first.itl, first.otl, first.mode);
+    let same_workload = parts
+        .iter()
+        .all(|p| (p.itl, p.otl, p.mode) == (first.itl, first.otl, first.mode));
+    if !same_workload {
+        return (dedupe(full()), None);
+    }
+    if parts.len() < 2 {
+        return (full(), Some(workload));
+    }
+    // Model tokens shared by every name.
+    let mut common = first.model.len();
+    for p in &parts {
+        common = common.min(
+            p.model
+                .iter()
+                .zip(&first.model)
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
+    }
+    let short: Vec<String> = parts
+        .iter()
+        .map(|p| {
+            p.model[common..]
+                .iter()
+                .chain(p.exp.iter())
+                .copied()
+                .collect::<Vec<_>>()
+                .join("_")
+        })
+        .collect();
+    let mut unique = short.clone();
+    unique.sort();
+    unique.dedup();
+    if unique.len() == short.len() {
+        (short, Some(workload))
+    } else {
+        (dedupe(full()), Some(workload))
+    }
+}
+
+/// Make names unique by appending ` [2]`, ` [3]`… to repeats.
+fn dedupe(names: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for n in names {
+        let mut candidate = n.clone();
+        let mut k = 2;
+        while out.contains(&candidate) {
+            candidate = format!("{n} [{k}]");
+            k += 1;
+        }
+        out.push(candidate);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn splits_conventional_names() {
+        let p = split_name("gptoss_H200_itl5000_otl250_mixed_pack_p1xtp4-d1xtp4").unwrap();
+        assert_eq!(p.model, vec!["gptoss", "H200"]);
+        assert_eq!((p.itl, p.otl, p.mode), (5000, 250, "mixed"));
+        assert_eq!(p.exp, vec!["pack", "p1xtp4-d1xtp4"]);
+        assert!(split_name("my_experiment").is_none());
+        assert!(split_name("gptoss_itl5000_otl250_mixed").is_none());
+    }
+
+    #[test]
+    fn shortens_shared_prefix() {
+        let (names, wl) = display_names(&s(&[
+            "gptoss_itl5000_otl250_mixed_baseline_4xtp2",
+            "gptoss_H200_itl5000_otl250_mixed_pack_p1xtp4-d1xtp4",
+        ]));
+        assert_eq!(names, s(&["baseline_4xtp2", "H200_pack_p1xtp4-d1xtp4"]));
+        assert_eq!(wl.as_deref(), Some("ITL 5000, OTL 250, mixed"));
+    }
+
+    #[test]
+    fn keeps_full_names_when_workloads_differ_or_single() {
+        let dirs = s(&[
+            "gptoss_itl5000_otl250_mixed_baseline_4xtp2",
+            "gptoss_itl8000_otl1000_mixed_baseline_4xtp2",
+        ]);
+        assert_eq!(display_names(&dirs), (dirs.clone(), None));
+        let one = s(&["gptoss_itl5000_otl250_mixed_baseline_4xtp2"]);
+        assert_eq!(display_names(&one).0, one);
+        let odd = s(&["a", "a", "gptoss_itl1_otl2_mixed_x"]);
+        assert_eq!(
+            display_names(&odd).0,
+            s(&["a", "a [2]", "gptoss_itl1_otl2_mixed_x"])
+        );
+    }
+
+    #[test]
+    fn falls_back_when_shortening_collides() {
+        let dirs = s(&[
+            "m1_itl1_otl2_mixed_x",
+            "m2_itl1_otl2_mixed_x",
+            "m2_itl1_otl2_mixed_x",
+        ]);
+        let (names, _) = display_names(&dirs);
+        assert_eq!(names[2], "m2_itl1_otl2_mixed_x [2]");
+    }
+}

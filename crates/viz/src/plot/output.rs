@@ -1,0 +1,109 @@
+//! Rendering a figure to PNG (bitmap backend + fast PNG encoding, 300 dpi) or SVG.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::figure::Figure;
+use crate::error::{Result, VizError};
+use crate::style;
+
+/// Output format of plots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Format {
+    Png,
+    Svg,
+}
+
+impl Format {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Png => "png",
+            Format::Svg => "svg",
+        }
+    }
+}
+
+/// 300 dots per inch in pixels per metre (PNG pHYs chunk).
+const PIXELS_PER_METRE_300_DPI: u32 = 11_811;
+
+/// RGB pixels of the figure.
+pub fn render_rgb(fig: &Figure) -> Result<(Vec<u8>, u32, u32)> {
+    style::ensure_font().map_err(|m| VizError::plot(&fig.title, m))?;
+    let layout = fig.layout();
+    let (w, h) = (layout.width, layout.height);
+    let mut buf = vec![255u8; w as usize * h as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        fig.draw(&root).map_err(|e| VizError::plot(&fig.title, e))?;
+        root.present().map_err(|e| VizError::plot(&fig.title, e))?;
+    }
+    Ok((buf, w, h))
+}
+
+/// PNG bytes of the figure.
+pub fn render_png(fig: &Figure) -> Result<Vec<u8>> {
+    let (buf, w, h) = render_rgb(fig)?;
+    let mut out = Vec::with_capacity(buf.len() / 8);
+    let err = |e: png::EncodingError| VizError::plot(&fig.title, format!("PNG encoding: {e}"));
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Fast);
+        enc.set_filter(png::FilterType::Sub);
+        enc.set_pixel_dims(Some(png::PixelDimensions {
+            xppu: PIXELS_PER_METRE_300_DPI,
+            yppu: PIXELS_PER_METRE_300_DPI,
+            unit: png::Unit::Meter,
+        }));
+        let mut writer = enc.write_header().map_err(err)?;
+        writer.write_image_data(&buf).map_err(err)?;
+        writer.finish().map_err(err)?;
+    }
+    Ok(out)
+}
+
+/// SVG text of the figure.
+pub fn render_svg(fig: &Figure) -> Result<String> {
+    style::ensure_font().map_err(|m| VizError::plot(&fig.title, m))?;
+    let layout = fig.layout();
+    let mut s = String::new();
+    {
+        let root =
+            SVGBackend::with_string(&mut s, (layout.width, layout.height)).into_drawing_area();
+        fig.draw(&root).map_err(|e| VizError::plot(&fig.title, e))?;
+        root.present().map_err(|e| VizError::plot(&fig.title, e))?;
+    }
+    Ok(s)
+}
+
+/// Render and write (replacing the file atomically: temporary file + rename).
+pub fn write(fig: &Figure, format: Format, path: &Path) -> Result<()> {
+    let bytes = match format {
+        Format::Png => render_png(fig)?,
+        Format::Svg => render_svg(fig)?.into_bytes(),
+    };
+    write_replace(path, &bytes)
+}
+
+/// Write through a temporary file in the same directory and rename it into place, so a
+/// reader never sees a half-written plot. Unlike result files, plots are regenerated at
+/// will, so no fsync (it dominated the wall time of a run on a busy disk).
+pub fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| VizError::io(dir, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plot".to_string());
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(VizError::io(path, e));
+    }
+    Ok(())
+}
