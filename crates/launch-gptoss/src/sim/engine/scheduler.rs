@@ -1,0 +1,779 @@
+//! One engine replica: a vLLM-V1-style scheduler (continuous batching, chunked prefill,
+//! KV blocks with prefix caching by block hashes, preemption by recompute).
+//!
+//! Per step (SIM_MODEL.md §3): walk `running` first (decodes take one token, partial
+//! prefills take min(remaining, budget)); if a running sequence cannot grow, preempt the
+//! last-admitted one (its KV is dropped and recomputed later). If nothing was preempted,
+//! admit from `waiting` in FCFS order while budget remains, fewer than `max_num_seqs`
+//! are running and the KV blocks fit. Tokens are emitted at step end; the step that
+//! completes a prompt emits the first token.
+//!
+//! PD roles: a *prefill-only* sequence (P side) keeps its blocks after its single token
+//! until the KV transfer ends ([`Replica::release`]); a *remote-decode* sequence (D side)
+//! gets blocks for its whole prompt when admitted, waits for the transfer
+//! ([`Replica::kv_ready`]) and then computes only the last prompt token.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use super::model::{BatchSums, KvLayout, StepModel};
+
+/// Role of a sequence on its replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqKind {
+    /// Prefill and decode here (collocated, or a D sequence after preemption).
+    Local,
+    /// PD prefill: one token, then keep the KV blocks for the transfer.
+    PrefillOnly,
+    /// PD decode: the prompt's KV arrives from a P replica.
+    RemoteDecode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Waiting,
+    Running,
+    /// Blocks allocated, KV transfer in progress.
+    AwaitingKv,
+    /// KV arrived; waits to be scheduled.
+    KvReady,
+    /// Prefill-only sequence done; blocks held until the transfer ends.
+    Held,
+}
+
+#[derive(Debug)]
+struct Seq {
+    req: u64,
+    prompt: u32,
+    max_out: u32,
+    computed: u32,
+    generated: u32,
+    /// Units owned privately (not through the prefix cache).
+    units: u64,
+    /// Leading prompt blocks referenced through the prefix cache.
+    shared: u32,
+    registered: bool,
+    hashes: Vec<u64>,
+    kind: SeqKind,
+    phase: Phase,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CacheEntry {
+    refs: u32,
+    stamp: u64,
+}
+
+/// What a finished step produced for one sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepOut {
+    pub req: u64,
+    pub slot: u32,
+    /// This is the sequence's first token.
+    pub first: bool,
+    /// The sequence generated its last token (prefill-only: its blocks are now held).
+    pub finished: bool,
+}
+
+/// Scheduler limits of a replica.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_num_batched_tokens: u32,
+    pub max_num_seqs: u32,
+}
+
+/// One engine replica.
+#[derive(Debug)]
+pub struct Replica {
+    pub model: StepModel,
+    layout: KvLayout,
+    limits: Limits,
+    capacity: u64,
+    free: u64,
+    evictable: u64,
+    slots: Vec<Option<Seq>>,
+    free_slots: Vec<u32>,
+    running: Vec<u32>,
+    waiting: VecDeque<u32>,
+    ready: VecDeque<u32>,
+    awaiting: u32,
+    cache: HashMap<u64, CacheEntry>,
+    lru: BTreeMap<u64, u64>,
+    clock: u64,
+    plan: Vec<(u32, u64, u32)>,
+    /// A step is in progress.
+    pub busy: bool,
+    /// KV transfers in flight towards this replica (CPU-progress penalty).
+    pub inflight_xfers: u32,
+    /// Seconds added to each step per in-flight transfer.
+    pub c_xfer: f64,
+    pub preemptions: u64,
+    pub prefix_hit_tokens: u64,
+    pub steps: u64,
+}
+
+impl Replica {
+    pub fn new(model: StepModel, layout: KvLayout, capacity_units: u64, limits: Limits) -> Self {
+        Replica {
+            model,
+            layout,
+            limits,
+            capacity: capacity_units,
+            free: capacity_units,
+            evictable: 0,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            running: Vec::new(),
+            waiting: VecDeque::new(),
+            ready: VecDeque::new(),
+            awaiting: 0,
+            cache: HashMap::new(),
+            lru: BTreeMap::new(),
+            clock: 0,
+            plan: Vec::new(),
+            busy: false,
+            inflight_xfers: 0,
+            c_xfer: 0.0,
+            preemptions: 0,
+            prefix_hit_tokens: 0,
+            steps: 0,
+        }
+    }
+
+    pub fn capacity_units(&self) -> u64 {
+        self.capacity
+    }
+    pub fn layout(&self) -> KvLayout {
+        self.layout
+    }
+    /// Whether a sequence of `tokens` tokens can ever fit in this replica's KV cache.
+    pub fn fits_ever(&self, tokens: u32) -> bool {
+        self.layout.units(tokens) <= self.capacity
+    }
+    pub fn num_running(&self) -> usize {
+        self.running.len()
+    }
+    /// Waiting in vLLM's sense (incl. sequences waiting for remote KV).
+    pub fn num_waiting(&self) -> usize {
+        self.waiting.len() + self.ready.len() + self.awaiting as usize
+    }
+    /// KV usage 0..1 (evictable prefix-cache blocks count as free, like vLLM).
+    pub fn kv_usage(&self) -> f64 {
+        if self.capacity == 0 {
+            return 0.0;
+        }
+        1.0 - (self.free + self.evictable) as f64 / self.capacity as f64
+    }
+    pub fn has_work(&self) -> bool {
+        !self.running.is_empty() || !self.waiting.is_empty() || !self.ready.is_empty()
+    }
+
+    /// Queue a new sequence; returns its slot.
+    pub fn add(
+        &mut self,
+        req: u64,
+        prompt: u32,
+        max_out: u32,
+        hashes: Vec<u64>,
+        kind: SeqKind,
+    ) -> u32 {
+        let seq = Seq {
+            req,
+            prompt: prompt.max(1),
+            max_out: max_out.max(1),
+            computed: 0,
+            generated: 0,
+            units: 0,
+            shared: 0,
+            registered: false,
+            hashes,
+            kind,
+            phase: Phase::Waiting,
+        };
+        let slot = match self.free_slots.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some(seq);
+                s
+            }
+            None => {
+                self.slots.push(Some(seq));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.waiting.push_back(slot);
+        slot
+    }
+
+    /// Request id of the sequence in `slot`, if any.
+    pub fn req_of(&self, slot: u32) -> Option<u64> {
+        self.slots
+            .get(slot as usize)
+            .and_then(|s| s.as_ref())
+            .map(|s| s.req)
+    }
+
+    fn seq(&self, slot: u32) -> &Seq {
+        match self.slots.get(slot as usize) {
+            Some(Some(s)) => s,
+            _ => unreachable!("scheduler lists only hold live slots"),
+        }
+    }
+    fn seq_mut(&mut self, slot: u32) -> &mut Seq {
+        match self.slots.get_mut(slot as usize) {
+            Some(Some(s)) => s,
+            _ => unreachable!("scheduler lists only hold live slots"),
+        }
+    }
+
+    fn available(&self) -> u64 {
+        self.free + self.evictable
+    }
+
+    /// Take `need` units from the free pool, evicting LRU prefix-cache blocks if needed.
+    fn allocate(&mut self, need: u64) {
+        let u = self.layout.shared_block_units();
+        while self.free < need {
+            let Some((&stamp, &hash)) = self.lru.iter().next() else {
+                break;
+            };
+            self.lru.remove(&stamp);
+            self.cache.remove(&hash);
+            self.evictable -= u;
+            self.free += u;
+        }
+        self.free = self.free.saturating_sub(need);
+    }
+
+    /// Private units a sequence needs to hold `tokens` tokens.
+    fn private_units(&self, seq: &Seq, tokens: u32) -> u64 {
+        self.layout
+            .units(tokens)
+            .saturating_sub(u64::from(seq.shared) * self.layout.shared_block_units())
+    }
+
+    /// Drop every block of a sequence (private and shared references).
+    fn free_blocks(&mut self, slot: u32) {
+        let u = self.layout.shared_block_units();
+        let (units, shared, hashes) = {
+            let s = self.seq_mut(slot);
+            let out = (s.units, s.shared, std::mem::take(&mut s.hashes));
+            s.units = 0;
+            s.shared = 0;
+            s.registered = false;
+            out
+        };
+        self.free += units;
+        for h in hashes.iter().take(shared as usize) {
+            if let Some(e) = self.cache.get_mut(h) {
+                e.refs = e.refs.saturating_sub(1);
+                if e.refs == 0 {
+                    self.clock += 1;
+                    e.stamp = self.clock;
+                    self.lru.insert(self.clock, *h);
+                    self.evictable += u;
+                }
+            }
+        }
+        self.seq_mut(slot).hashes = hashes;
+    }
+
+    /// Leading prompt blocks present in the prefix cache (at most (prompt−1)/block).
+    fn cache_hits(&self, seq: &Seq) -> u32 {
+        let max = ((seq.prompt - 1) / self.layout.block_size) as usize;
+        seq.hashes
+            .iter()
+            .take(max)
+            .take_while(|h| self.cache.contains_key(h))
+            .count() as u32
+    }
+
+    /// Take references on the first `hits` cached blocks of a sequence.
+    fn take_hits(&mut self, slot: u32, hits: u32) {
+        let u = self.layout.shared_block_units();
+        let hashes = std::mem::take(&mut self.seq_mut(slot).hashes);
+        for h in hashes.iter().take(hits as usize) {
+            if let Some(e) = self.cache.get_mut(h) {
+                if e.refs == 0 {
+                    self.lru.remove(&e.stamp);
+                    self.evictable -= u;
+                }
+                e.refs += 1;
+            }
+        }
+        let bs = self.layout.block_size;
+        let s = self.seq_mut(slot);
+        s.hashes = hashes;
+        s.shared = hits;
+        s.computed = hits * bs;
+        self.prefix_hit_tokens += u64::from(hits * bs);
+    }
+
+    /// After a prompt is fully computed, publish its full blocks in the prefix cache.
+    fn register(&mut self, slot: u32) {
+        let u = self.layout.shared_block_units();
+        let bs = self.layout.block_size;
+        let hashes = std::mem::take(&mut self.seq_mut(slot).hashes);
+        let (start, prompt) = {
+            let s = self.seq(slot);
+            (s.shared as usize, s.prompt)
+        };
+        let limit = hashes.len().min((prompt / bs) as usize);
+        let mut moved = 0u64;
+        for h in hashes.iter().take(limit).skip(start) {
+            match self.cache.get_mut(h) {
+                Some(e) => {
+                    if e.refs == 0 {
+                        self.lru.remove(&e.stamp);
+                        self.evictable -= u;
+                    }
+                    e.refs += 1;
+                    // our private copy is redundant
+                    self.free += u;
+                }
+                None => {
+                    self.cache.insert(*h, CacheEntry { refs: 1, stamp: 0 });
+                }
+            }
+            moved += u;
+        }
+        let s = self.seq_mut(slot);
+        s.hashes = hashes;
+        s.units = s.units.saturating_sub(moved);
+        s.shared = limit.max(start) as u32;
+        s.registered = true;
+    }
+
+    fn preempt(&mut self, slot: u32) {
+        self.free_blocks(slot);
+        let s = self.seq_mut(slot);
+        s.computed = 0;
+        s.phase = Phase::Waiting;
+        if s.kind == SeqKind::RemoteDecode {
+            // recomputed locally (prompt + generated tokens)
+            s.kind = SeqKind::Local;
+        }
+        self.waiting.push_front(slot);
+        self.preemptions += 1;
+    }
+
+    /// Build the next step. Slots of remote-decode sequences that just got their blocks
+    /// (their KV transfer starts now) are appended to `kv_starts`. Returns the step
+    /// duration in seconds, 0 when there is nothing to compute.
+    pub fn schedule(&mut self, kv_starts: &mut Vec<u32>) -> f64 {
+        self.plan.clear();
+        let mut sums = BatchSums::default();
+        let mut budget = self.limits.max_num_batched_tokens;
+        let mut preempted = false;
+        let mut i = 0;
+        while i < self.running.len() && budget > 0 {
+            let slot = self.running[i];
+            let (computed, target) = {
+                let s = self.seq(slot);
+                (s.computed, s.prompt + s.generated)
+            };
+            let n = target.saturating_sub(computed).min(budget);
+            if n == 0 {
+                i += 1;
+                continue;
+            }
+            let need = {
+                let s = self.seq(slot);
+                self.private_units(s, computed + n).saturating_sub(s.units)
+            };
+            let mut self_preempted = false;
+            while need > self.available() {
+                let Some(victim) = self.running.pop() else {
+                    break;
+                };
+                self.preempt(victim);
+                preempted = true;
+                if victim == slot {
+                    self_preempted = true;
+                    break;
+                }
+            }
+            if self_preempted {
+                break;
+            }
+            self.allocate(need);
+            let s = self.seq_mut(slot);
+            s.units += need;
+            let req = s.req;
+            self.plan.push((slot, req, n));
+            self.model
+                .add(&mut sums, n, computed, computed + n == target);
+            budget -= n;
+            i += 1;
+        }
+        if !preempted {
+            while budget > 0 && self.running.len() < self.limits.max_num_seqs as usize {
+                if let Some(&slot) = self.ready.front() {
+                    // remote KV arrived: compute the last prompt token only
+                    self.ready.pop_front();
+                    let (computed, target) = {
+                        let s = self.seq(slot);
+                        (s.computed, s.prompt + s.generated)
+                    };
+                    let n = target.saturating_sub(computed).clamp(1, budget);
+                    let s = self.seq_mut(slot);
+                    s.phase = Phase::Running;
+                    let req = s.req;
+                    self.plan.push((slot, req, n));
+                    self.model
+                        .add(&mut sums, n, computed, computed + n == target);
+                    self.running.push(slot);
+                    budget -= n;
+                    continue;
+                }
+                let Some(&slot) = self.waiting.front() else {
+                    break;
+                };
+                let (kind, computed, prompt, target, hashed) = {
+                    let s = self.seq(slot);
+                    (
+                        s.kind,
+                        s.computed,
+                        s.prompt,
+                        s.prompt + s.generated,
+                        !s.hashes.is_empty(),
+                    )
+                };
+                if kind == SeqKind::RemoteDecode && computed == 0 {
+                    let need = self.layout.units(prompt);
+                    if need > self.available() {
+                        break;
+                    }
+                    self.waiting.pop_front();
+                    self.allocate(need);
+                    let s = self.seq_mut(slot);
+                    s.units = need;
+                    s.phase = Phase::AwaitingKv;
+                    self.awaiting += 1;
+                    kv_starts.push(slot);
+                    continue;
+                }
+                let hits = if hashed && computed == 0 {
+                    self.cache_hits(self.seq(slot))
+                } else {
+                    0
+                };
+                let start = computed.max(hits * self.layout.block_size);
+                let n = target.saturating_sub(start).min(budget);
+                let need = {
+                    let u = self.layout.shared_block_units();
+                    let hit_evictable = if hits > 0 {
+                        let s = self.seq(slot);
+                        s.hashes
+                            .iter()
+                            .take(hits as usize)
+                            .filter(|h| self.cache.get(h).is_some_and(|e| e.refs == 0))
+                            .count() as u64
+                            * u
+                    } else {
+                        0
+                    };
+                    let private = self
+                        .layout
+                        .units(start + n)
+                        .saturating_sub(u64::from(hits) * u);
+                    (private, hit_evictable)
+                };
+                if need.0 + need.1 > self.available() {
+                    break;
+                }
+                self.waiting.pop_front();
+                if hits > 0 {
+                    self.take_hits(slot, hits);
+                }
+                self.allocate(need.0);
+                let s = self.seq_mut(slot);
+                s.units = need.0;
+                s.phase = Phase::Running;
+                let req = s.req;
+                self.plan.push((slot, req, n));
+                self.model.add(&mut sums, n, start, start + n == target);
+                self.running.push(slot);
+                budget -= n;
+            }
+        }
+        if self.plan.is_empty() {
+            return 0.0;
+        }
+        self.steps += 1;
+        // a planned step always takes some time (its end event must be scheduled)
+        (self.model.step_time(&sums) + f64::from(self.inflight_xfers) * self.c_xfer).max(1e-9)
+    }
+
+    /// Apply the planned step; appends one [`StepOut`] per sampled token.
+    pub fn finish_step(&mut self, out: &mut Vec<StepOut>) {
+        let plan = std::mem::take(&mut self.plan);
+        let mut removed = false;
+        for &(slot, req, n) in &plan {
+            let live = matches!(self.slots.get(slot as usize), Some(Some(s)) if s.req == req && s.phase == Phase::Running);
+            if !live {
+                continue;
+            }
+            let (computed, prompt, target, need_register) = {
+                let s = self.seq_mut(slot);
+                s.computed += n;
+                (
+                    s.computed,
+                    s.prompt,
+                    s.prompt + s.generated,
+                    !s.registered && !s.hashes.is_empty(),
+                )
+            };
+            if need_register && computed >= prompt {
+                self.register(slot);
+            }
+            if computed >= target {
+                let s = self.seq_mut(slot);
+                s.generated += 1;
+                let first = s.generated == 1;
+                let finished = s.generated >= s.max_out;
+                out.push(StepOut {
+                    req,
+                    slot,
+                    first,
+                    finished,
+                });
+                if finished {
+                    removed = true;
+                    if s.kind == SeqKind::PrefillOnly {
+                        s.phase = Phase::Held;
+                    } else {
+                        self.free_slot(slot);
+                    }
+                }
+            }
+        }
+        self.plan = plan;
+        self.plan.clear();
+        if removed {
+            let slots = &self.slots;
+            self.running.retain(
+                |&s| matches!(slots.get(s as usize), Some(Some(q)) if q.phase == Phase::Running),
+            );
+        }
+    }
+
+    fn free_slot(&mut self, slot: u32) {
+        self.free_blocks(slot);
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            *s = None;
+            self.free_slots.push(slot);
+        }
+    }
+
+    /// The KV of a remote-decode sequence arrived.
+    pub fn kv_ready(&mut self, slot: u32) {
+        if let Some(Some(s)) = self.slots.get_mut(slot as usize) {
+            if s.phase == Phase::AwaitingKv {
+                s.phase = Phase::KvReady;
+                s.computed = s.prompt - 1;
+                self.awaiting = self.awaiting.saturating_sub(1);
+                self.ready.push_back(slot);
+            }
+        }
+    }
+
+    /// Remove a sequence whatever its state (held prefill blocks after the transfer,
+    /// or a cancelled request) and free its blocks.
+    pub fn release(&mut self, slot: u32) {
+        let phase = match self.slots.get(slot as usize) {
+            Some(Some(s)) => s.phase,
+            _ => return,
+        };
+        match phase {
+            Phase::Running => {
+                if let Some(i) = self.running.iter().position(|&x| x == slot) {
+                    self.running.remove(i);
+                }
+            }
+            Phase::Waiting => {
+                if let Some(i) = self.waiting.iter().position(|&x| x == slot) {
+                    self.waiting.remove(i);
+                }
+            }
+            Phase::KvReady => {
+                if let Some(i) = self.ready.iter().position(|&x| x == slot) {
+                    self.ready.remove(i);
+                }
+            }
+            Phase::AwaitingKv => self.awaiting = self.awaiting.saturating_sub(1),
+            Phase::Held => {}
+        }
+        self.free_slot(slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::engine::config::SimConstants;
+    use pd_common::deployment::GpuKind;
+
+    fn replica(units: u64, max_seqs: u32) -> Replica {
+        let c = SimConstants::builtin(GpuKind::H100).unwrap();
+        let layout = KvLayout {
+            block_size: 16,
+            hybrid: false,
+            window_blocks: 9,
+        };
+        Replica::new(
+            StepModel::new(&c, 2),
+            layout,
+            units,
+            Limits {
+                max_num_batched_tokens: 8192,
+                max_num_seqs: max_seqs,
+            },
+        )
+    }
+
+    fn run_step(r: &mut Replica) -> (f64, Vec<StepOut>) {
+        let mut starts = Vec::new();
+        let d = r.schedule(&mut starts);
+        let mut out = Vec::new();
+        r.finish_step(&mut out);
+        (d, out)
+    }
+
+    #[test]
+    fn chunked_prefill_then_decode() {
+        let mut r = replica(1_000_000, 1024);
+        r.add(1, 10000, 3, vec![], SeqKind::Local);
+        // step 1: 8192-token chunk, no token
+        let (d1, o1) = run_step(&mut r);
+        assert!(o1.is_empty());
+        let want = r.model.uniform_step(1, 8192, 0, false);
+        assert!((d1 - want).abs() < 1e-12);
+        // step 2: the rest (1808) emits the first token
+        let (_, o2) = run_step(&mut r);
+        assert_eq!(
+            o2,
+            vec![StepOut {
+                req: 1,
+                slot: 0,
+                first: true,
+                finished: false
+            }]
+        );
+        let (_, o3) = run_step(&mut r);
+        assert!(!o3[0].first && !o3[0].finished);
+        let (_, o4) = run_step(&mut r);
+        assert!(o4[0].finished);
+        assert!(!r.has_work());
+        assert_eq!(r.kv_usage(), 0.0);
+    }
+
+    #[test]
+    fn budget_splits_between_prefills_and_decodes() {
+        let mut r = replica(1_000_000, 1024);
+        r.add(1, 5000, 10, vec![], SeqKind::Local);
+        r.add(2, 5000, 10, vec![], SeqKind::Local);
+        // step 1: 5000 of req 1 + 3192 of req 2
+        let (_, o) = run_step(&mut r);
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].req, 1);
+        // step 2: decode of 1 (1 token) + remaining 1808 of 2 → both sample
+        let (d, o) = run_step(&mut r);
+        assert_eq!(o.len(), 2);
+        let m = &r.model;
+        let mut s = BatchSums::default();
+        m.add(&mut s, 1, 5000, true);
+        m.add(&mut s, 1808, 3192, true);
+        assert!((d - m.step_time(&s)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn max_num_seqs_limits_admission() {
+        let mut r = replica(1_000_000, 2);
+        for id in 0..3 {
+            r.add(id, 100, 5, vec![], SeqKind::Local);
+        }
+        let (_, o) = run_step(&mut r);
+        assert_eq!(o.len(), 2);
+        assert_eq!(r.num_running(), 2);
+        assert_eq!(r.num_waiting(), 1);
+    }
+
+    #[test]
+    fn admission_waits_for_kv_and_preemption_recomputes() {
+        // 100 units = 50 blocks = 800 tokens (hybrid off: 2 units per block)
+        let mut r = replica(100, 1024);
+        r.add(1, 320, 400, vec![], SeqKind::Local); // 20 blocks now, grows to 45
+        r.add(2, 320, 400, vec![], SeqKind::Local);
+        r.add(3, 320, 400, vec![], SeqKind::Local); // does not fit next to 1 and 2
+        let (_, o) = run_step(&mut r);
+        assert_eq!(o.len(), 2, "third request must wait for KV");
+        assert_eq!(r.num_waiting(), 1);
+        // decode until the two sequences no longer fit: the last admitted is preempted
+        let mut preempted_at = None;
+        for step in 0..400 {
+            run_step(&mut r);
+            if r.preemptions > 0 {
+                preempted_at = Some(step);
+                break;
+            }
+        }
+        assert!(preempted_at.is_some(), "expected a preemption");
+        assert_eq!(r.num_running(), 1);
+        // the victim is request 2 (last admitted), back at the head of waiting
+        let head = *r.waiting.front().unwrap();
+        assert_eq!(r.req_of(head), Some(2));
+        assert_eq!(r.seq(head).computed, 0);
+        // everything eventually finishes
+        let mut finished = 0;
+        for _ in 0..5000 {
+            let (_, o) = run_step(&mut r);
+            finished += o.iter().filter(|x| x.finished).count();
+            if !r.has_work() {
+                break;
+            }
+        }
+        assert_eq!(finished, 3, "requests 1, 2 and 3 all finish");
+    }
+
+    #[test]
+    fn prefix_cache_hits_skip_prefill() {
+        let mut r = replica(1_000_000, 1024);
+        let hashes: Vec<u64> = (0..312).collect(); // 5000 tokens = 312 full blocks + 8
+        r.add(1, 5000, 1, hashes.clone(), SeqKind::Local);
+        let (d1, _) = run_step(&mut r);
+        r.add(2, 5000, 1, hashes, SeqKind::Local);
+        let (d2, o) = run_step(&mut r);
+        assert_eq!(o.len(), 1);
+        assert_eq!(r.prefix_hit_tokens, 312 * 16);
+        assert!(d2 < d1 / 5.0, "hit prefill {d2} vs cold {d1}");
+        // cached blocks stay (evictable), usage counts them as free
+        assert_eq!(r.kv_usage(), 0.0);
+    }
+
+    #[test]
+    fn remote_decode_flow() {
+        let mut r = replica(1_000_000, 1024);
+        let slot = r.add(7, 5000, 2, vec![], SeqKind::RemoteDecode);
+        let mut starts = Vec::new();
+        assert_eq!(r.schedule(&mut starts), 0.0);
+        assert_eq!(starts, vec![slot]);
+        assert_eq!(r.num_waiting(), 1);
+        assert!(r.kv_usage() > 0.0);
+        r.kv_ready(slot);
+        let (d, o) = run_step(&mut r);
+        assert!(o[0].first);
+        let want = r.model.uniform_step(1, 1, 4999, true);
+        assert!((d - want).abs() < 1e-12);
+    }
+
+    #[test]
+    fn prefill_only_holds_blocks_until_release() {
+        let mut r = replica(1_000_000, 1024);
+        let slot = r.add(9, 5000, 1, vec![], SeqKind::PrefillOnly);
+        let (_, o) = run_step(&mut r);
+        assert!(o[0].finished);
+        assert!(!r.has_work());
+        assert!(r.kv_usage() > 0.0);
+        r.release(slot);
+        assert_eq!(r.kv_usage(), 0.0);
+    }
+}
