@@ -1,0 +1,353 @@
+//! A scripted OpenAI-compatible server for tests and the client-ceiling benchmark.
+//!
+//! It serves `GET /v1/models`, `GET /version` and `POST /v1/completions`; what each
+//! completion request gets is decided by a script function: a plain status and body,
+//! scripted SSE frames with delays (optionally breaking the connection afterwards), or a
+//! generated stream of `max_tokens` tokens at a fixed rate, like vLLM with
+//! `ignore_eos`. It counts requests and the peak number of requests in flight.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// A generated stream: token j is sent `ttft + j × interval` after the request arrived,
+/// `tokens_per_chunk` tokens per SSE message.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GenSpec {
+    pub ttft: Duration,
+    pub interval: Duration,
+    /// Tokens to send (None: the request's `max_tokens`).
+    pub tokens: Option<u64>,
+    pub tokens_per_chunk: u64,
+}
+
+impl Default for GenSpec {
+    fn default() -> Self {
+        GenSpec {
+            ttft: Duration::from_millis(10),
+            interval: Duration::from_millis(5),
+            tokens: None,
+            tokens_per_chunk: 1,
+        }
+    }
+}
+
+/// What one completion request gets.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A plain response.
+    Status { status: u16, body: String },
+    /// SSE frames, each after its delay; then the connection breaks if `then_break`.
+    Frames {
+        frames: Vec<(Duration, Bytes)>,
+        then_break: bool,
+    },
+    /// A generated token stream.
+    Generate(GenSpec),
+}
+
+/// What the script sees of a request.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    /// Arrival order of completion requests, from 0.
+    pub index: u64,
+    pub body: serde_json::Value,
+    pub max_tokens: Option<u64>,
+    pub prompt_tokens: u64,
+    pub continuous_usage: bool,
+    pub headers: hyper::HeaderMap,
+}
+
+/// The script.
+pub type Script = Arc<dyn Fn(&RequestInfo) -> Reply + Send + Sync>;
+
+/// Counters of the server.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    pub requests: AtomicU64,
+    pub in_flight: AtomicI64,
+    pub max_in_flight: AtomicI64,
+    /// Completion request bodies (kept when `keep_bodies`).
+    pub bodies: Mutex<Vec<serde_json::Value>>,
+}
+
+/// A running fake server (stops accepting when dropped).
+pub struct FakeServer {
+    pub addr: SocketAddr,
+    pub stats: Arc<ServerStats>,
+    accept: JoinHandle<()>,
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl FakeServer {
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Start on an ephemeral loopback port.
+    pub async fn start(model: &str, script: Script, keep_bodies: bool) -> io::Result<Self> {
+        Self::start_on(
+            "127.0.0.1:0".parse().map_err(io::Error::other)?,
+            model,
+            script,
+            keep_bodies,
+        )
+        .await
+    }
+
+    /// Start on `addr`.
+    pub async fn start_on(
+        addr: SocketAddr,
+        model: &str,
+        script: Script,
+        keep_bodies: bool,
+    ) -> io::Result<Self> {
+        // A deep accept backlog: thousands of clients connect at once in benchmarks.
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        let listener: TcpListener = socket.listen(16_384)?;
+        let addr = listener.local_addr()?;
+        let stats = Arc::new(ServerStats::default());
+        let st = stats.clone();
+        let model = Arc::new(model.to_string());
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let (script, stats, model) = (script.clone(), st.clone(), model.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        handle(
+                            req,
+                            script.clone(),
+                            stats.clone(),
+                            model.clone(),
+                            keep_bodies,
+                        )
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Ok(FakeServer {
+            addr,
+            stats,
+            accept,
+        })
+    }
+}
+
+struct InFlight(Arc<ServerStats>);
+
+impl InFlight {
+    fn new(stats: Arc<ServerStats>) -> Self {
+        let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(stats)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Response body fed by a channel.
+pub struct ChannelBody {
+    rx: mpsc::Receiver<Result<Bytes, io::Error>>,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data)))
+    }
+}
+
+fn fixed(status: StatusCode, body: String) -> Response<ChannelBody> {
+    let (tx, rx) = mpsc::channel(1);
+    let _ = tx.try_send(Ok(Bytes::from(body)));
+    let mut resp = Response::new(ChannelBody { rx });
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    script: Script,
+    stats: Arc<ServerStats>,
+    model: Arc<String>,
+    keep_bodies: bool,
+) -> Result<Response<ChannelBody>, Infallible> {
+    let path = req.uri().path().to_string();
+    match (req.method().as_str(), path.as_str()) {
+        ("GET", "/v1/models") => {
+            let body = serde_json::json!({"object": "list", "data": [{"id": *model, "object": "model", "root": "fake/root-model"}]});
+            return Ok(fixed(StatusCode::OK, body.to_string()));
+        }
+        ("GET", "/version") => return Ok(fixed(StatusCode::OK, r#"{"version":"fake-0"}"#.into())),
+        ("POST", "/v1/completions") => {}
+        _ => {
+            return Ok(fixed(
+                StatusCode::NOT_FOUND,
+                r#"{"detail":"Not Found"}"#.into(),
+            ))
+        }
+    }
+    let guard = InFlight::new(stats.clone());
+    let index = stats.requests.fetch_add(1, Ordering::SeqCst);
+    let headers = req.headers().clone();
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    let prompt_tokens = match &body["prompt"] {
+        serde_json::Value::Array(a) => a.len() as u64,
+        serde_json::Value::String(s) => s.split_whitespace().count() as u64,
+        _ => 0,
+    };
+    let info = RequestInfo {
+        index,
+        max_tokens: body["max_tokens"].as_u64(),
+        prompt_tokens,
+        continuous_usage: body["stream_options"]["continuous_usage_stats"].as_bool() == Some(true),
+        body,
+        headers,
+    };
+    if keep_bodies {
+        if let Ok(mut b) = stats.bodies.lock() {
+            b.push(info.body.clone());
+        }
+    }
+    let reply = script(&info);
+    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(16);
+    let start = tokio::time::Instant::now();
+    let mut status = StatusCode::OK;
+    match reply {
+        Reply::Status { status: s, body } => {
+            status = StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            drop(guard);
+            let _ = tx.try_send(Ok(Bytes::from(body)));
+        }
+        Reply::Frames { frames, then_break } => {
+            tokio::spawn(async move {
+                let mut guard = Some(guard);
+                let last = frames.len().saturating_sub(1);
+                for (i, (delay, b)) in frames.into_iter().enumerate() {
+                    tokio::time::sleep(delay).await;
+                    if i == last {
+                        guard.take();
+                    }
+                    if tx.send(Ok(b)).await.is_err() {
+                        return;
+                    }
+                }
+                drop(guard);
+                if then_break {
+                    let _ = tx
+                        .send(Err(io::Error::other("scripted connection break")))
+                        .await;
+                }
+            });
+        }
+        Reply::Generate(spec) => {
+            tokio::spawn(generate(tx, start, spec, info, guard));
+        }
+    }
+    let mut resp = Response::new(ChannelBody { rx });
+    *resp.status_mut() = status;
+    let ct = if status == StatusCode::OK {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    resp.headers_mut()
+        .insert("content-type", hyper::header::HeaderValue::from_static(ct));
+    Ok(resp)
+}
+
+/// The request counts as in flight until its last bytes are handed to the connection
+/// (so a client never sees the end of a stream before the server stopped counting it).
+async fn generate(
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    start: tokio::time::Instant,
+    spec: GenSpec,
+    info: RequestInfo,
+    guard: InFlight,
+) {
+    let n = spec.tokens.or(info.max_tokens).unwrap_or(16);
+    let per = spec.tokens_per_chunk.max(1);
+    let mut sent = 0u64;
+    while sent < n {
+        let upto = (sent + per).min(n);
+        let when = start + spec.ttft + spec.interval * u32::try_from(upto - 1).unwrap_or(u32::MAX);
+        tokio::time::sleep_until(when).await;
+        let text = " x".repeat((upto - sent) as usize);
+        let finish = if upto == n { "\"length\"" } else { "null" };
+        let usage = if info.continuous_usage {
+            format!(
+                ",\"usage\":{{\"prompt_tokens\":{},\"completion_tokens\":{upto},\"total_tokens\":{}}}",
+                info.prompt_tokens,
+                info.prompt_tokens + upto
+            )
+        } else {
+            String::new()
+        };
+        let msg = format!(
+            "data: {{\"id\":\"cmpl-fake\",\"object\":\"text_completion\",\"created\":0,\"model\":\"m\",\"choices\":[{{\"index\":0,\"text\":\"{text}\",\"logprobs\":null,\"finish_reason\":{finish},\"stop_reason\":null}}]{usage}}}\n\n"
+        );
+        if tx.send(Ok(Bytes::from(msg))).await.is_err() {
+            return;
+        }
+        sent = upto;
+    }
+    let tail = format!(
+        "data: {{\"id\":\"cmpl-fake\",\"object\":\"text_completion\",\"created\":0,\"model\":\"m\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{},\"completion_tokens\":{n},\"total_tokens\":{}}}}}\n\ndata: [DONE]\n\n",
+        info.prompt_tokens,
+        info.prompt_tokens + n
+    );
+    drop(guard);
+    let _ = tx.send(Ok(Bytes::from(tail))).await;
+}

@@ -1,0 +1,342 @@
+//! Running one sweep point: dispatch on schedule, limit concurrency, stream every
+//! request, and collect what happened (spec B.2, B.6, C.1, C.2).
+//!
+//! Closed loop (concurrency C): every task is created at t = 0 and waits on a semaphore
+//! of C permits. Open loop (rate R): tasks are created at the precomputed arrival
+//! offsets; with `--max-concurrency` they also wait on the semaphore. The send time
+//! (`sent_s`) is taken right before the HTTP request is issued, after the semaphore.
+//! `duration` runs from just before the dispatch loop to when the last task finished.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::cancel::{Cancel, Level};
+use crate::chunk::StreamRecorder;
+use crate::client::{HttpClient, RequestError};
+use crate::metrics::RequestOutcome;
+use crate::prompt::PromptGen;
+use crate::schedule::arrival_offsets;
+
+/// What every request of a run shares.
+#[derive(Debug)]
+pub struct RunSettings {
+    pub client: HttpClient,
+    /// Served model name, as put in the request body.
+    pub model: String,
+    pub prompts: PromptGen,
+    /// `max_tokens` of every request.
+    pub max_tokens: u32,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Keep the streamed text (for `--save-detailed`).
+    pub keep_text: bool,
+    /// Ask for per-chunk usage (`stream_options.continuous_usage_stats`).
+    pub continuous_usage: bool,
+    /// After Ctrl-C, how long in-flight requests may still finish.
+    pub grace: Duration,
+    /// `x-request-id` prefix.
+    pub request_id_prefix: String,
+}
+
+impl RunSettings {
+    /// The JSON body of request `index` (spec D.2 key order).
+    pub fn body(&self, index: u64) -> Bytes {
+        let mut out = Vec::with_capacity(64 + self.prompts.len() as usize * 7);
+        out.extend_from_slice(b"{\"model\":");
+        out.extend_from_slice(
+            serde_json::to_string(&self.model)
+                .unwrap_or_else(|_| "\"\"".into())
+                .as_bytes(),
+        );
+        out.extend_from_slice(b",\"prompt\":");
+        self.prompts.write_json(index, &mut out);
+        out.extend_from_slice(b",\"repetition_penalty\":1.0,\"max_tokens\":");
+        out.extend_from_slice(self.max_tokens.to_string().as_bytes());
+        out.extend_from_slice(
+            b",\"logprobs\":null,\"stream\":true,\"stream_options\":{\"include_usage\":true",
+        );
+        if self.continuous_usage {
+            out.extend_from_slice(b",\"continuous_usage_stats\":true");
+        }
+        out.extend_from_slice(b"},\"ignore_eos\":true}");
+        Bytes::from(out)
+    }
+}
+
+/// One point's plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointPlan {
+    pub num_prompts: u64,
+    /// Requests per second (`inf` = all at once).
+    pub rate: f64,
+    pub burstiness: f64,
+    pub max_concurrency: Option<u64>,
+    pub seed: u64,
+    /// Added to request indices (warmups use prompts the measured run never sends).
+    pub index_base: u64,
+}
+
+/// What a point produced.
+#[derive(Debug, Clone)]
+pub struct PointRun {
+    /// Requests that were sent, in dispatch order.
+    pub outcomes: Vec<RequestOutcome>,
+    /// Seconds, dispatch start → last task done.
+    pub duration: f64,
+    /// Cut short by Ctrl-C.
+    pub interrupted: bool,
+    /// Dispatch start.
+    pub t0: Instant,
+    /// Scheduled offsets of every planned request.
+    pub schedule: Vec<f64>,
+}
+
+/// Live counters for the progress display.
+#[derive(Debug, Default)]
+pub struct LiveStats {
+    pub completed: AtomicU64,
+    pub failed: AtomicU64,
+    /// (TTFTs, TPOTs) of successful requests, seconds.
+    samples: Mutex<(Vec<f64>, Vec<f64>)>,
+}
+
+impl LiveStats {
+    fn record(&self, o: &RequestOutcome) {
+        if o.success {
+            self.completed.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut s) = self.samples.lock() {
+                s.0.push(o.ttft);
+                if let Some(t) = o.tpot() {
+                    s.1.push(t);
+                }
+            }
+        } else {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Finished requests (successful + failed).
+    pub fn done(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Median TTFT and TPOT so far, milliseconds.
+    pub fn medians_ms(&self) -> (Option<f64>, Option<f64>) {
+        let Ok(s) = self.samples.lock() else {
+            return (None, None);
+        };
+        let med = |v: &Vec<f64>| {
+            if v.is_empty() {
+                return None;
+            }
+            let mut v = v.clone();
+            v.sort_by(f64::total_cmp);
+            Some(pd_common::result::percentile_sorted(&v, 50.0) * 1000.0)
+        };
+        (med(&s.0), med(&s.1))
+    }
+}
+
+/// Run one point. Never fails: request errors are recorded in the outcomes.
+pub async fn run_point(
+    settings: Arc<RunSettings>,
+    plan: &PointPlan,
+    cancel: &Cancel,
+    live: Arc<LiveStats>,
+) -> PointRun {
+    let n = usize::try_from(plan.num_prompts).unwrap_or(usize::MAX);
+    let schedule = arrival_offsets(n, plan.rate, plan.burstiness, plan.seed);
+    let sem = plan.max_concurrency.map(|c| {
+        Arc::new(Semaphore::new(
+            usize::try_from(c)
+                .unwrap_or(Semaphore::MAX_PERMITS)
+                .min(Semaphore::MAX_PERMITS),
+        ))
+    });
+    let mut set = JoinSet::new();
+    let t0 = Instant::now();
+    for (i, &d) in schedule.iter().enumerate() {
+        if cancel.is_stopping() {
+            break;
+        }
+        if d > 0.0 {
+            let when = t0 + Duration::from_secs_f64(d);
+            if when > Instant::now() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(when.into()) => {}
+                    _ = cancel.reached(Level::StopSending) => break,
+                }
+            }
+        }
+        let arrival = t0.elapsed().as_secs_f64();
+        set.spawn(run_one(
+            settings.clone(),
+            plan.index_base + i as u64,
+            i as u64,
+            d,
+            arrival,
+            t0,
+            sem.clone(),
+            cancel.clone(),
+            live.clone(),
+        ));
+    }
+    let mut outcomes = Vec::with_capacity(set.len());
+    let mut grace_deadline: Option<tokio::time::Instant> = None;
+    let mut aborted = false;
+    loop {
+        if grace_deadline.is_none() && cancel.is_stopping() {
+            grace_deadline = Some(tokio::time::Instant::now() + settings.grace);
+        }
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        let next = tokio::select! {
+            r = set.join_next() => r,
+            _ = cancel.reached(Level::StopSending), if grace_deadline.is_none() => continue,
+            _ = tokio::time::sleep_until(grace_deadline.unwrap_or(far)), if grace_deadline.is_some() && !aborted => {
+                aborted = true;
+                cancel.raise(Level::Abort);
+                continue;
+            }
+        };
+        match next {
+            None => break,
+            Some(Ok(Some(o))) => outcomes.push(o),
+            Some(Ok(None)) => {}
+            Some(Err(e)) => tracing::error!("request task failed: {e}"),
+        }
+    }
+    let duration = t0.elapsed().as_secs_f64();
+    outcomes.sort_by_key(|o: &RequestOutcome| o.index);
+    // Cut short = Ctrl-C came while requests were still unsent or in flight.
+    let interrupted =
+        cancel.is_stopping() && (outcomes.len() < n || aborted || cancel.level() == Level::Abort);
+    tracing::debug!(
+        sent = outcomes.len(),
+        planned = n,
+        duration,
+        interrupted,
+        "point finished"
+    );
+    PointRun {
+        outcomes,
+        duration,
+        interrupted,
+        t0,
+        schedule,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_one(
+    settings: Arc<RunSettings>,
+    prompt_index: u64,
+    index: u64,
+    scheduled_s: f64,
+    arrival_s: f64,
+    t0: Instant,
+    sem: Option<Arc<Semaphore>>,
+    cancel: Cancel,
+    live: Arc<LiveStats>,
+) -> Option<RequestOutcome> {
+    let body = settings.body(prompt_index);
+    let request_id = format!("{}{}", settings.request_id_prefix, prompt_index);
+    let _permit = match sem {
+        Some(s) => tokio::select! {
+            p = s.acquire_owned() => Some(p.ok()?),
+            _ = cancel.reached(Level::StopSending) => return None,
+        },
+        None => None,
+    };
+    if cancel.is_stopping() {
+        return None;
+    }
+    let mut rec = StreamRecorder::new(
+        Instant::now(),
+        settings.max_tokens as usize,
+        settings.keep_text,
+    );
+    let timeout = settings.timeout;
+    let result = tokio::select! {
+        r = tokio::time::timeout(timeout, settings.client.stream_completion(body, &request_id, &mut rec)) => match r {
+            Ok(r) => r,
+            Err(_) => Err(RequestError {
+                http_status: 0,
+                message: format!("timed out after {:.1} s (--timeout)", timeout.as_secs_f64()),
+            }),
+        },
+        _ = cancel.reached(Level::Abort) => Err(RequestError {
+            http_status: 0,
+            message: "aborted: interrupted (Ctrl-C) before the response finished".to_string(),
+        }),
+    };
+    let outcome = outcome_from(
+        &mut rec,
+        result,
+        t0,
+        RequestPlacement {
+            index,
+            scheduled_s,
+            arrival_s,
+            client_prompt_len: settings.prompts.len(),
+        },
+    );
+    if !outcome.success {
+        tracing::debug!(index, error = %outcome.error, "request failed");
+    }
+    live.record(&outcome);
+    Some(outcome)
+}
+
+/// Where a request sits in its point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestPlacement {
+    pub index: u64,
+    pub scheduled_s: f64,
+    pub arrival_s: f64,
+    pub client_prompt_len: u64,
+}
+
+/// Turn a finished stream record into the request's outcome (times relative to `t0`).
+/// Failed requests keep their TTFT (if a chunk arrived) but get latency 0 and no
+/// output, as in vLLM.
+pub fn outcome_from(
+    rec: &mut StreamRecorder,
+    result: Result<(), RequestError>,
+    t0: Instant,
+    place: RequestPlacement,
+) -> RequestOutcome {
+    let (success, http_status, error) = match result {
+        Ok(()) => (true, 200, String::new()),
+        Err(e) => (false, e.http_status, e.message),
+    };
+    RequestOutcome {
+        index: place.index,
+        scheduled_s: place.scheduled_s,
+        arrival_s: place.arrival_s,
+        sent_s: rec.st.saturating_duration_since(t0).as_secs_f64(),
+        success,
+        http_status,
+        error,
+        prompt_len: rec.prompt_tokens.unwrap_or(place.client_prompt_len),
+        client_prompt_len: place.client_prompt_len,
+        output_tokens: if success {
+            rec.completion_tokens.unwrap_or(0)
+        } else {
+            0
+        },
+        ttft: rec.ttft(),
+        itl: std::mem::take(&mut rec.itl),
+        chunk_tokens: std::mem::take(&mut rec.chunk_tokens),
+        latency: if success { rec.latency() } else { 0.0 },
+        text: if success {
+            rec.text.take().unwrap_or_default()
+        } else {
+            String::new()
+        },
+    }
+}

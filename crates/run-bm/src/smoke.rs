@@ -1,0 +1,126 @@
+//! `--smoke`: one streamed completion that proves the deployment works (replaces the
+//! seed's `query_completion.py`). Prints the text as it streams, then TTFT, TPOT
+//! statistics and the server's usage.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pd_common::result::{percentile_sorted, summarize};
+
+use crate::chunk::StreamRecorder;
+use crate::client::HttpClient;
+use crate::config::RunConfig;
+use crate::metrics::RequestOutcome;
+use crate::probe::check_server;
+
+/// The smoke prompt.
+pub const SMOKE_PROMPT: &str = "Count: 1, 2, 3,";
+/// Tokens asked for.
+pub const SMOKE_TOKENS: u32 = 100;
+
+/// What the smoke test measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmokeReport {
+    pub ok: bool,
+    pub error: Option<String>,
+    pub ttft_ms: f64,
+    pub tpot_mean_ms: f64,
+    pub tpot_std_ms: f64,
+    pub tpot_p99_ms: f64,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub chunks: usize,
+}
+
+/// The smoke request body.
+pub fn smoke_body(model: &str, continuous_usage: bool) -> Bytes {
+    let mut body = serde_json::json!({
+        "model": model,
+        "prompt": SMOKE_PROMPT,
+        "max_tokens": SMOKE_TOKENS,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        "ignore_eos": true,
+    });
+    if continuous_usage {
+        body["stream_options"]["continuous_usage_stats"] = serde_json::Value::Bool(true);
+    }
+    Bytes::from(body.to_string())
+}
+
+/// Run the smoke test; prints as it goes. `Err` only for setup problems (bad URL,
+/// unreachable server); a failed completion is a report with `ok = false`.
+pub async fn run_smoke(cfg: &RunConfig) -> anyhow::Result<SmokeReport> {
+    let client = HttpClient::new(&cfg.base_url, &cfg.endpoint, cfg.api_key.as_deref())?;
+    check_server(&client, &cfg.served_model).await?;
+    println!(
+        "Smoke test: POST {}{} (model {}, {} tokens)",
+        cfg.base_url, cfg.endpoint, cfg.served_model, SMOKE_TOKENS
+    );
+    println!("Prompt: {SMOKE_PROMPT}");
+    let mut rec = StreamRecorder::new(Instant::now(), SMOKE_TOKENS as usize, true);
+    rec.echo = true;
+    let timeout = cfg.timeout.min(Duration::from_secs(600));
+    let result = match tokio::time::timeout(
+        timeout,
+        client.stream_completion(
+            smoke_body(&cfg.served_model, cfg.continuous_usage),
+            "run-bm-smoke",
+            &mut rec,
+        ),
+    )
+    .await
+    {
+        Ok(r) => r.map_err(|e| e.message),
+        Err(_) => Err(format!("timed out after {:.0} s", timeout.as_secs_f64())),
+    };
+    println!();
+    let outcome = RequestOutcome {
+        success: result.is_ok(),
+        ttft: rec.ttft(),
+        itl: rec.itl.clone(),
+        chunk_tokens: rec.chunk_tokens.clone(),
+        latency: rec.latency(),
+        output_tokens: rec.completion_tokens.unwrap_or(0),
+        ..Default::default()
+    };
+    let mut gaps = Vec::new();
+    outcome.push_token_itl(&mut gaps);
+    let s = summarize(&gaps);
+    gaps.sort_by(f64::total_cmp);
+    let mut report = SmokeReport {
+        ok: result.is_ok(),
+        error: result.err(),
+        ttft_ms: outcome.ttft * 1e3,
+        tpot_mean_ms: s.mean * 1e3,
+        tpot_std_ms: s.std * 1e3,
+        tpot_p99_ms: percentile_sorted(&gaps, 99.0) * 1e3,
+        prompt_tokens: rec.prompt_tokens,
+        completion_tokens: rec.completion_tokens,
+        chunks: rec.chunks(),
+    };
+    if report.ok && report.completion_tokens == Some(0) {
+        report.ok = false;
+        report.error = Some("the server reported 0 completion tokens".into());
+    }
+    println!("TTFT: {:.2} ms", report.ttft_ms);
+    println!(
+        "TPOT: mean {:.2} ms, std {:.2} ms, p99 {:.2} ms ({} gaps, {} chunks)",
+        report.tpot_mean_ms,
+        report.tpot_std_ms,
+        report.tpot_p99_ms,
+        gaps.len(),
+        report.chunks
+    );
+    let show = |v: Option<u64>| v.map_or("not reported".to_string(), |v| v.to_string());
+    println!(
+        "Usage: prompt_tokens {}, completion_tokens {}",
+        show(report.prompt_tokens),
+        show(report.completion_tokens)
+    );
+    match &report.error {
+        None => println!("Smoke test passed."),
+        Some(e) => println!("Smoke test FAILED: {e}"),
+    }
+    Ok(report)
+}
