@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet --locked --bins
 bin=target/debug
+# Pin what changes clap's output (see pd_common::cli_doc::live_help).
+export COLUMNS=100
+unset PD_LAB_BACKEND RAY_ADDRESS OPENAI_API_KEY PD_LAB_DEPLOYMENT
 out=docs/CLI.md
 section() { # section TITLE TOOL ARGS...
   local title="$1"; shift

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-target/cli-assets}"
 for tool in launch-gptoss run-bm viz; do
-  cargo run --quiet --locked -p "$tool" --example cli_assets -- "$out"
+  cargo run --quiet --locked -p "$tool" --example "${tool//-/_}_cli_assets" -- "$out"
 done
 echo "completions: $out/completions/"
 echo "man pages:   $out/man/"

@@ -47,6 +47,7 @@ pub enum Command {
     #[command(hide = true)]
     ServeSim(ServeSimArgs),
     /// Compare the simulator (virtual time) with real results, config by config.
+    #[command(after_help = "Examples:\n  launch-gptoss sim-calibrate --markdown docs/sim-calibration.md\n  launch-gptoss sim-calibrate --seed 3 --sim-config my.toml --out /tmp/cal")]
     SimCalibrate(SimCalibrateArgs),
 }
 
@@ -54,7 +55,11 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct SimCalibrateArgs {
     /// Directory of real `vllm bench serve` result directories to compare with.
-    #[arg(long, default_value = "../shared/data/real-vllm-results", value_name = "DIR")]
+    #[arg(
+        long,
+        default_value = "../shared/data/real-vllm-results",
+        value_name = "DIR"
+    )]
     pub real_dir: PathBuf,
     /// Where to write the simulated result directories (viz-readable).
     #[arg(long, default_value = "bm_results/sim-calibration", value_name = "DIR")]
@@ -155,10 +160,20 @@ pub struct LaunchArgs {
     #[arg(long, default_value = "openai/gpt-oss-120b")]
     pub model_source: String,
     /// Collocated replicas (alias: --num-replicas).
-    #[arg(long = "num", visible_alias = "num-replicas", default_value_t = 1, value_name = "N")]
+    #[arg(
+        long = "num",
+        visible_alias = "num-replicas",
+        default_value_t = 1,
+        value_name = "N"
+    )]
     pub num_replicas: u32,
     /// TP degree of collocated replicas.
-    #[arg(long = "tp", visible_alias = "tensor-parallel-size", default_value_t = 2, value_name = "N")]
+    #[arg(
+        long = "tp",
+        visible_alias = "tensor-parallel-size",
+        default_value_t = 2,
+        value_name = "N"
+    )]
     pub tp: u32,
     /// Prefill replicas (PD modes).
     #[arg(long, default_value_t = 2, value_name = "N")]
@@ -198,29 +213,53 @@ pub struct LaunchArgs {
     pub max_model_len: u32,
 
     // ---- Ray backend ----
-    /// Ray dashboard address.
-    #[arg(long, env = "RAY_ADDRESS", default_value = "http://127.0.0.1:8265", help_heading = "Ray backend")]
+    /// Ray dashboard address. The Serve REST API is declarative for the whole cluster:
+    /// applications other than ours are kept as they are.
+    #[arg(
+        long,
+        env = "RAY_ADDRESS",
+        default_value = "http://127.0.0.1:8265",
+        help_heading = "Ray backend"
+    )]
     pub ray_address: String,
     /// Serve application name.
     #[arg(long, default_value = "gptoss", help_heading = "Ray backend")]
     pub app_name: String,
     /// Ray Serve LLM `experimental_configs.stream_batching_interval_ms`.
-    #[arg(long, default_value_t = 0, value_name = "MS", help_heading = "Ray backend")]
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "MS",
+        help_heading = "Ray backend"
+    )]
     pub stream_batching_interval_ms: u32,
     /// Ingress (and PD proxy) replicas.
-    #[arg(long, default_value_t = 16, value_name = "N", help_heading = "Ray backend")]
+    #[arg(
+        long,
+        default_value_t = 16,
+        value_name = "N",
+        help_heading = "Ray backend"
+    )]
     pub ingress_replicas: u32,
-    /// Deploy with vLLM's DecodeBenchConnector (real decode-only benchmarking).
+    /// Deploy with vLLM's DecodeBenchConnector (real decode-only benchmarking; collocated only).
     #[arg(long, help_heading = "Ray backend")]
     pub decode_bench: bool,
-    /// TOML/JSON file deep-merged into every LLM config.
+    /// TOML/JSON file deep-merged into every LLM config. Reserved tables [prefill], [decode],
+    /// [ingress_deployment_config] and [proxy_deployment_config] apply to one part only;
+    /// tables merge, other values replace, JSON null deletes a key.
     #[arg(long, value_name = "FILE", help_heading = "Ray backend")]
     pub overrides: Option<PathBuf>,
     /// Print the Serve config and placement plan; deploy nothing.
     #[arg(long, help_heading = "Ray backend")]
     pub dry_run: bool,
-    /// Nodes for --dry-run without a cluster: IP:GPUS, repeatable or comma-separated.
-    #[arg(long, value_delimiter = ',', value_name = "IP:GPUS", help_heading = "Ray backend")]
+    /// Nodes for --dry-run without a cluster: IP:GPUS, repeatable or comma-separated
+    /// (only with --dry-run).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "IP:GPUS",
+        help_heading = "Ray backend"
+    )]
     pub nodes: Vec<String>,
     /// Leave a failed deployment in place for debugging.
     #[arg(long, help_heading = "Ray backend")]
@@ -231,7 +270,12 @@ pub struct LaunchArgs {
 
     // ---- simulated backend ----
     /// GPU kind of the simulated nodes.
-    #[arg(long, value_enum, default_value = "h100", help_heading = "Simulated backend")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "h100",
+        help_heading = "Simulated backend"
+    )]
     pub gpu: GpuArg,
     /// Network between P and D nodes (pd-spread). `UCX_TLS=tcp` implies tcp.
     #[arg(long, value_enum, help_heading = "Simulated backend")]
@@ -270,8 +314,14 @@ impl LaunchArgs {
             DeployMode::Collocated => DeploymentSpec::collocated(self.num_replicas, self.tp),
             m => DeploymentSpec::pd(
                 m,
-                Replicas { num: self.p_num, tp: self.p_tp },
-                Replicas { num: self.d_num, tp: self.d_tp },
+                Replicas {
+                    num: self.p_num,
+                    tp: self.p_tp,
+                },
+                Replicas {
+                    num: self.d_num,
+                    tp: self.d_tp,
+                },
             ),
         };
         spec.nixl_backend = self.nixl_backend();

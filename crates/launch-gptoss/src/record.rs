@@ -19,7 +19,10 @@ pub fn shutdown(args: &RecordArgs) -> Result<i32> {
     let Some(record) = DeploymentRecord::read_optional(&path)
         .with_context(|| format!("reading deployment record {}", path.display()))?
     else {
-        eprintln!("no deployment record at {}: nothing to stop", path.display());
+        eprintln!(
+            "no deployment record at {}: nothing to stop",
+            path.display()
+        );
         return Ok(0);
     };
     match &record.stop {
@@ -31,7 +34,12 @@ pub fn shutdown(args: &RecordArgs) -> Result<i32> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
     }
-    eprintln!("stopped {} deployment {} and removed {}", record.backend, record.label, path.display());
+    eprintln!(
+        "stopped {} deployment {} and removed {}",
+        record.backend,
+        record.label,
+        path.display()
+    );
     Ok(0)
 }
 
@@ -48,7 +56,9 @@ pub fn status(args: &RecordArgs) -> Result<i32> {
     print!("{}", record.to_toml_string()?);
     let alive = match &record.stop {
         StopHandle::Pid { pid } => crate::sim::status(&record, *pid)?,
-        StopHandle::Ray { address, app_name } => crate::ray::status(address, app_name, args.verbose)?,
+        StopHandle::Ray { address, app_name } => {
+            crate::ray::status(address, app_name, args.verbose)?
+        }
     };
     Ok(if alive { 0 } else { 1 })
 }

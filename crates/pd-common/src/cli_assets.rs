@@ -1,7 +1,7 @@
 //! Shell completions and man pages for a tool's command line (feature `cli-assets`).
 //!
 //! Each tool has an example that calls [`write_cli_assets`] with its clap command:
-//! `cargo run -p run-bm --example cli_assets -- target/cli-assets` (see `scripts/gen-completions.sh`).
+//! `cargo run -p run-bm --example run_bm_cli_assets -- target/cli-assets` (see `scripts/gen-completions.sh`).
 
 use std::path::Path;
 

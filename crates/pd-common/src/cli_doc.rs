@@ -9,6 +9,48 @@ pub fn cli_doc_path(crate_manifest_dir: &str) -> PathBuf {
     Path::new(crate_manifest_dir).join("../../docs/CLI.md")
 }
 
+/// Environment variables that change what `--help` prints (clap shows env values and
+/// wraps to `COLUMNS`); cleared or pinned when rendering help for the reference.
+pub const HELP_ENV_REMOVED: [&str; 4] = ["PD_LAB_BACKEND", "RAY_ADDRESS", "OPENAI_API_KEY", "PD_LAB_DEPLOYMENT"];
+
+/// Run `bin args…` the way `scripts/gen-cli-docs.sh` does and return its stdout.
+pub fn live_help(bin: &str, args: &[&str]) -> std::io::Result<String> {
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(args).env("COLUMNS", "100");
+    for var in HELP_ENV_REMOVED {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output()?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(format!("{bin} {args:?} exited with {}", out.status)));
+    }
+    String::from_utf8(out.stdout).map_err(std::io::Error::other)
+}
+
+/// Check every `(args)` help of `bin` (documented under the key `<tool> <args…>`)
+/// against `docs/CLI.md`; `Err` lists what is out of date.
+pub fn check_tool(crate_manifest_dir: &str, bin: &str, tool: &str, arg_sets: &[&[&str]]) -> Result<(), String> {
+    let path = cli_doc_path(crate_manifest_dir);
+    let doc = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut problems = Vec::new();
+    for args in arg_sets {
+        let key = format!("{tool} {}", args.join(" "));
+        match live_help(bin, args) {
+            Ok(live) => {
+                if let Err(e) = check_section(&doc, &key, &live) {
+                    problems.push(e);
+                }
+            }
+            Err(e) => problems.push(format!("{key}: {e}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
 /// The text between `<!-- BEGIN key -->` + a ```` ```text ```` line and the closing fence.
 pub fn section<'a>(doc: &'a str, key: &str) -> Option<&'a str> {
     let begin = format!("<!-- BEGIN {key} -->\n```text\n");
