@@ -47,7 +47,9 @@ pub enum Command {
     #[command(hide = true)]
     ServeSim(ServeSimArgs),
     /// Compare the simulator (virtual time) with real results, config by config.
-    #[command(after_help = "Examples:\n  launch-gptoss sim-calibrate --markdown docs/sim-calibration.md\n  launch-gptoss sim-calibrate --seed 3 --sim-config my.toml --out /tmp/cal")]
+    #[command(
+        after_help = "Examples:\n  launch-gptoss sim-calibrate --markdown docs/sim-calibration.md\n  launch-gptoss sim-calibrate --seed 3 --sim-config my.toml --out /tmp/cal"
+    )]
     SimCalibrate(SimCalibrateArgs),
 }
 

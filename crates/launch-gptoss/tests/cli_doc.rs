@@ -7,7 +7,12 @@ fn cli_reference_matches_help() {
         env!("CARGO_MANIFEST_DIR"),
         env!("CARGO_BIN_EXE_launch-gptoss"),
         "launch-gptoss",
-        &[&["--help"], &["shutdown", "--help"], &["status", "--help"], &["sim-calibrate", "--help"]],
+        &[
+            &["--help"],
+            &["shutdown", "--help"],
+            &["status", "--help"],
+            &["sim-calibrate", "--help"],
+        ],
     );
     if let Err(e) = checked {
         panic!("{e}");

@@ -62,13 +62,28 @@ fn sim_cluster_to_sweep_to_plot() {
 
     // 1. Deploy: collocated 2 × TP2 on the simulated cluster (returns once it answers).
     let out = Command::new(LAUNCH)
-        .args(["--backend", "sim", "--mode", "collocated", "--tp", "2", "--num-replicas", "2"])
+        .args([
+            "--backend",
+            "sim",
+            "--mode",
+            "collocated",
+            "--tp",
+            "2",
+            "--num-replicas",
+            "2",
+        ])
         .args(["--port", &port, "--deployment-file"])
         .arg(&record)
         .output()
         .unwrap();
-    assert!(out.status.success(), "launch failed: {}", String::from_utf8_lossy(&out.stderr));
-    let _guard = Deployment { record: record.clone() };
+    assert!(
+        out.status.success(),
+        "launch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _guard = Deployment {
+        record: record.clone(),
+    };
     let rec = DeploymentRecord::read(&record).unwrap();
     assert_eq!(rec.label, "2xtp2");
     assert_eq!(rec.total_gpus, 4);
@@ -79,12 +94,26 @@ fn sim_cluster_to_sweep_to_plot() {
 
     // 2. Benchmark through the record (endpoint, model name, label, GPUs come from it).
     let argv: Vec<String> = [
-        "run-bm", "-e", "e2e", "-t", "concurrency", "-c", "2,8", "--itl", "1000", "--otl", "40",
+        "run-bm",
+        "-e",
+        "e2e",
+        "-t",
+        "concurrency",
+        "-c",
+        "2,8",
+        "--itl",
+        "1000",
+        "--otl",
+        "40",
         "--deployment-file",
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([record.display().to_string(), "--result-dir".into(), results.display().to_string()])
+    .chain([
+        record.display().to_string(),
+        "--result-dir".into(),
+        results.display().to_string(),
+    ])
     .collect();
     let cli = run_bm::cli::Cli::try_parse_from(&argv).unwrap();
     assert_eq!(run_bm::run(cli, argv).unwrap(), 0, "run-bm sweep failed");
@@ -103,11 +132,23 @@ fn sim_cluster_to_sweep_to_plot() {
     let mut client = VirtualClient::new(&mut engine, 1_000_000);
     for c in [2u32, 8] {
         let r = BenchResult::read(&results.join(format!("conc{c}.json"))).unwrap();
-        assert_eq!(r.completed, u64::from(5 * c), "conc{c}: all requests complete");
+        assert_eq!(
+            r.completed,
+            u64::from(5 * c),
+            "conc{c}: all requests complete"
+        );
         assert_eq!(r.failed, Some(0));
         assert_eq!(r.max_concurrency, Some(u64::from(c)));
-        assert_eq!(r.total_input_tokens, u64::from(5 * c * 1000), "exact input lengths");
-        assert_eq!(r.total_output_tokens, u64::from(5 * c * 40), "exact output lengths");
+        assert_eq!(
+            r.total_input_tokens,
+            u64::from(5 * c * 1000),
+            "exact input lengths"
+        );
+        assert_eq!(
+            r.total_output_tokens,
+            u64::from(5 * c * 40),
+            "exact output lengths"
+        );
         let extra = r.pd_lab.as_ref().expect("pd_lab extras");
         assert_eq!(extra.serving_backend, Some(pd_common::ServingBackend::Sim));
         assert_eq!(extra.total_gpus, Some(4));
@@ -125,9 +166,27 @@ fn sim_cluster_to_sweep_to_plot() {
             .unwrap()
             .metrics();
         // Real time on a loaded 2-core machine: generous but meaningful tolerances.
-        within(r.median_tpot_ms().unwrap(), model.tpot.median, 0.2, 1.0, &format!("conc{c} median TPOT ms"));
-        within(r.median_ttft_ms().unwrap(), model.ttft.median, 0.25, 10.0, &format!("conc{c} median TTFT ms"));
-        within(r.output_throughput, model.output_throughput, 0.2, 0.0, &format!("conc{c} output tok/s"));
+        within(
+            r.median_tpot_ms().unwrap(),
+            model.tpot.median,
+            0.2,
+            1.0,
+            &format!("conc{c} median TPOT ms"),
+        );
+        within(
+            r.median_ttft_ms().unwrap(),
+            model.ttft.median,
+            0.25,
+            10.0,
+            &format!("conc{c} median TTFT ms"),
+        );
+        within(
+            r.output_throughput,
+            model.output_throughput,
+            0.2,
+            0.0,
+            &format!("conc{c} output tok/s"),
+        );
     }
     assert!(results.join("manifest.json").is_file());
 
@@ -147,7 +206,11 @@ fn sim_cluster_to_sweep_to_plot() {
     let png = plots.join(format!("{name}_comprehensive.png"));
     let decoder = png::Decoder::new(std::fs::File::open(&png).unwrap());
     let reader = decoder.read_info().unwrap();
-    assert!(reader.info().width >= 1000, "plot width {}", reader.info().width);
+    assert!(
+        reader.info().width >= 1000,
+        "plot width {}",
+        reader.info().width
+    );
     let svg = std::fs::read_to_string(plots.join(format!("{name}_comprehensive.svg"))).unwrap();
     assert!(svg.contains("<svg"));
 
@@ -159,7 +222,10 @@ fn sim_cluster_to_sweep_to_plot() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(!pid_alive(pid), "simulator pid {pid} still running after shutdown");
+    assert!(
+        !pid_alive(pid),
+        "simulator pid {pid} still running after shutdown"
+    );
     assert!(!record.exists(), "record removed");
     let again = Command::new(LAUNCH)
         .args(["shutdown", "--deployment-file"])

@@ -19,7 +19,8 @@ pub fn write_cli_assets(mut cmd: clap::Command, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d.as_path(), e))?;
     }
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-        clap_complete::generate_to(shell, &mut cmd, &name, &comp_dir).map_err(|e| Error::io(&comp_dir, e))?;
+        clap_complete::generate_to(shell, &mut cmd, &name, &comp_dir)
+            .map_err(|e| Error::io(&comp_dir, e))?;
     }
     cmd.build();
     write_man(&cmd, &name, &man_dir)?;

@@ -11,7 +11,12 @@ pub fn cli_doc_path(crate_manifest_dir: &str) -> PathBuf {
 
 /// Environment variables that change what `--help` prints (clap shows env values and
 /// wraps to `COLUMNS`); cleared or pinned when rendering help for the reference.
-pub const HELP_ENV_REMOVED: [&str; 4] = ["PD_LAB_BACKEND", "RAY_ADDRESS", "OPENAI_API_KEY", "PD_LAB_DEPLOYMENT"];
+pub const HELP_ENV_REMOVED: [&str; 4] = [
+    "PD_LAB_BACKEND",
+    "RAY_ADDRESS",
+    "OPENAI_API_KEY",
+    "PD_LAB_DEPLOYMENT",
+];
 
 /// Run `bin args…` the way `scripts/gen-cli-docs.sh` does and return its stdout.
 pub fn live_help(bin: &str, args: &[&str]) -> std::io::Result<String> {
@@ -22,14 +27,22 @@ pub fn live_help(bin: &str, args: &[&str]) -> std::io::Result<String> {
     }
     let out = cmd.output()?;
     if !out.status.success() {
-        return Err(std::io::Error::other(format!("{bin} {args:?} exited with {}", out.status)));
+        return Err(std::io::Error::other(format!(
+            "{bin} {args:?} exited with {}",
+            out.status
+        )));
     }
     String::from_utf8(out.stdout).map_err(std::io::Error::other)
 }
 
 /// Check every `(args)` help of `bin` (documented under the key `<tool> <args…>`)
 /// against `docs/CLI.md`; `Err` lists what is out of date.
-pub fn check_tool(crate_manifest_dir: &str, bin: &str, tool: &str, arg_sets: &[&[&str]]) -> Result<(), String> {
+pub fn check_tool(
+    crate_manifest_dir: &str,
+    bin: &str,
+    tool: &str,
+    arg_sets: &[&[&str]],
+) -> Result<(), String> {
     let path = cli_doc_path(crate_manifest_dir);
     let doc = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut problems = Vec::new();
@@ -63,7 +76,9 @@ pub fn section<'a>(doc: &'a str, key: &str) -> Option<&'a str> {
 /// Compare a tool's live help with its section; `Err` explains the first difference.
 pub fn check_section(doc: &str, key: &str, live: &str) -> Result<(), String> {
     let Some(documented) = section(doc, key) else {
-        return Err(format!("docs/CLI.md has no section for `{key}`; run scripts/gen-cli-docs.sh"));
+        return Err(format!(
+            "docs/CLI.md has no section for `{key}`; run scripts/gen-cli-docs.sh"
+        ));
     };
     if documented == live {
         return Ok(());

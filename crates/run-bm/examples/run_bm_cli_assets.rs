@@ -4,7 +4,9 @@
 use clap::CommandFactory;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "target/cli-assets".into());
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "target/cli-assets".into());
     pd_common::cli_assets::write_cli_assets(run_bm::cli::Cli::command(), dir.as_ref())?;
     Ok(())
 }
