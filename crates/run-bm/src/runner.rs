@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::cancel::{Cancel, Level};
@@ -160,6 +160,11 @@ pub async fn run_point(
     });
     let mut set = JoinSet::new();
     let t0 = Instant::now();
+    // Requests take concurrency slots strictly in dispatch order (FIFO, as vLLM's asyncio
+    // semaphore does): the dispatcher itself waits for a slot before starting a request.
+    // While it waits, later arrivals fall due; they count as arrived on schedule and
+    // their wait shows up as client queue time.
+    let mut held_back = false;
     for (i, &d) in schedule.iter().enumerate() {
         if cancel.is_stopping() {
             break;
@@ -167,13 +172,30 @@ pub async fn run_point(
         if d > 0.0 {
             let when = t0 + Duration::from_secs_f64(d);
             if when > Instant::now() {
+                held_back = false;
                 tokio::select! {
                     _ = tokio::time::sleep_until(when.into()) => {}
                     _ = cancel.reached(Level::StopSending) => break,
                 }
             }
         }
-        let arrival = t0.elapsed().as_secs_f64();
+        let now_s = t0.elapsed().as_secs_f64();
+        let arrival = if held_back { d.min(now_s) } else { now_s };
+        let permit = match &sem {
+            Some(s) => {
+                let before = Instant::now();
+                let p = tokio::select! {
+                    p = s.clone().acquire_owned() => p.ok(),
+                    _ = cancel.reached(Level::StopSending) => None,
+                };
+                let Some(p) = p else { break };
+                if before.elapsed() > Duration::from_micros(200) {
+                    held_back = true;
+                }
+                Some(p)
+            }
+            None => None,
+        };
         set.spawn(run_one(
             settings.clone(),
             plan.index_base + i as u64,
@@ -181,7 +203,7 @@ pub async fn run_point(
             d,
             arrival,
             t0,
-            sem.clone(),
+            permit,
             cancel.clone(),
             live.clone(),
         ));
@@ -239,19 +261,13 @@ async fn run_one(
     scheduled_s: f64,
     arrival_s: f64,
     t0: Instant,
-    sem: Option<Arc<Semaphore>>,
+    permit: Option<OwnedSemaphorePermit>,
     cancel: Cancel,
     live: Arc<LiveStats>,
 ) -> Option<RequestOutcome> {
     let body = settings.body(prompt_index);
     let request_id = format!("{}{}", settings.request_id_prefix, prompt_index);
-    let _permit = match sem {
-        Some(s) => tokio::select! {
-            p = s.acquire_owned() => Some(p.ok()?),
-            _ = cancel.reached(Level::StopSending) => return None,
-        },
-        None => None,
-    };
+    let _permit = permit;
     if cancel.is_stopping() {
         return None;
     }
