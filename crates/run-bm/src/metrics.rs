@@ -49,6 +49,8 @@ pub struct RequestOutcome {
     pub itl: Vec<f64>,
     /// Tokens per chunk event.
     pub chunk_tokens: Vec<u32>,
+    /// Whether the server sent running usage in the chunks (`continuous_usage_stats`).
+    pub continuous_usage: bool,
     pub latency: f64,
     /// Streamed text ("" unless kept).
     pub text: String,
@@ -368,7 +370,7 @@ pub fn compute(outcomes: &[RequestOutcome], duration: f64, opts: &MetricOptions)
         token_itl: MetricStats::of_seconds(&token_itl, &opts.percentiles),
         max_concurrent_requests_exact: exact_peak_concurrency(&ok),
         max_output_tokens_per_s_tokens: peak_tokens,
-        continuous_usage: ok.iter().any(|r| r.chunk_tokens.iter().any(|&n| n != 1)),
+        continuous_usage: ok.iter().any(|r| r.continuous_usage),
         multi_token_chunk_fraction: if total_chunks > 0 {
             multi as f64 / total_chunks as f64
         } else {
@@ -439,6 +441,7 @@ mod tests {
             ttft,
             itl: itl.to_vec(),
             chunk_tokens: vec![1; itl.len() + 1],
+            continuous_usage: false,
             latency: ttft + itl.iter().sum::<f64>(),
             ..Default::default()
         }

@@ -348,6 +348,7 @@ pub fn outcome_from(
         ttft: rec.ttft(),
         itl: std::mem::take(&mut rec.itl),
         chunk_tokens: std::mem::take(&mut rec.chunk_tokens),
+        continuous_usage: rec.continuous_usage,
         latency: if success { rec.latency() } else { 0.0 },
         text: if success {
             rec.text.take().unwrap_or_default()

@@ -80,6 +80,7 @@ pub async fn run_smoke(cfg: &RunConfig) -> anyhow::Result<SmokeReport> {
         ttft: rec.ttft(),
         itl: rec.itl.clone(),
         chunk_tokens: rec.chunk_tokens.clone(),
+        continuous_usage: rec.continuous_usage,
         latency: rec.latency(),
         output_tokens: rec.completion_tokens.unwrap_or(0),
         ..Default::default()

@@ -150,8 +150,8 @@ async fn concurrency_sweep_writes_vllm_compatible_files() {
     assert_eq!(extra.other["prompt_format"], "token-ids");
     assert!(extra.other.contains_key("mean_token_itl_ms"));
     assert_eq!(
-        extra.other["continuous_usage"], false,
-        "one token per chunk"
+        extra.other["continuous_usage"], true,
+        "the fake server sends running usage when asked (continuous_usage_stats)"
     );
     let rows = read_requests_csv(&rdir.join("conc2.requests.csv")).unwrap();
     assert_eq!(rows.len(), 10);
