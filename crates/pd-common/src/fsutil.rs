@@ -7,8 +7,19 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Write `bytes` to `path` atomically, creating parent directories.
+/// Write `bytes` to `path` atomically and durably (fsync before the rename), creating
+/// parent directories. For result files, records and manifests.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_via_temp(path, bytes, true)
+}
+
+/// Like [`write_atomic`] but without the fsync: readers still never see a half-written
+/// file, but a crash may lose it. For outputs that are regenerated at will (plots).
+pub fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_via_temp(path, bytes, false)
+}
+
+fn write_via_temp(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -22,7 +33,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = result {

@@ -84,26 +84,7 @@ pub fn write(fig: &Figure, format: Format, path: &Path) -> Result<()> {
         Format::Png => render_png(fig)?,
         Format::Svg => render_svg(fig)?.into_bytes(),
     };
-    write_replace(path, &bytes)
-}
-
-/// Write through a temporary file in the same directory and rename it into place, so a
-/// reader never sees a half-written plot. Unlike result files, plots are regenerated at
-/// will, so no fsync (it dominated the wall time of a run on a busy disk).
-pub fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(|e| VizError::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plot".to_string());
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(VizError::io(path, e));
-    }
-    Ok(())
+    // Plots are regenerated at will: atomic replace without fsync (the fsync dominated
+    // the wall time of a run on a busy disk).
+    Ok(pd_common::fsutil::write_replace(path, &bytes)?)
 }
