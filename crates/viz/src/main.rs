@@ -12,9 +12,35 @@ fn main() {
     let cli = viz::cli::Cli::parse();
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
-    let result = viz::app::run(&cli, &mut stdout.lock(), &mut stderr.lock());
+    // `viz … | head` must still write the plots: a closed stdout only stops the tables.
+    let mut out = ClosedPipeOk(stdout.lock(), false);
+    let result = viz::app::run(&cli, &mut out, &mut stderr.lock());
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// Stdout that treats a closed pipe (EPIPE) as "nobody is reading" instead of an error.
+struct ClosedPipeOk<W>(W, bool);
+
+impl<W: std::io::Write> std::io::Write for ClosedPipeOk<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.1 {
+            return Ok(buf.len());
+        }
+        match self.0.write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.1 = true;
+                Ok(buf.len())
+            }
+            r => r,
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.0.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            r => r,
+        }
     }
 }

@@ -170,3 +170,34 @@ fn nothing_usable_is_an_error() {
         .failure()
         .stderr(predicate::str::contains("bogus"));
 }
+
+/// `viz … | head` must still write the plots when stdout closes early.
+#[test]
+fn closed_stdout_still_writes_plots() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let real = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/real-vllm-results/gptoss_itl5000_otl250_mixed_baseline_4xtp2");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_viz"))
+        .arg("--result-dir")
+        .arg(&real)
+        .arg("--plot-path")
+        .arg(dir.path())
+        .arg("--format")
+        .arg("svg")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before viz writes anything
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let svgs = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
+        e.as_ref()
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "svg")
+    });
+    assert_eq!(svgs.count(), 1);
+}
