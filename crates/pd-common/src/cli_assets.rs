@@ -24,7 +24,10 @@ pub fn write_cli_assets(mut cmd: clap::Command, dir: &Path) -> Result<()> {
     }
     cmd.build();
     write_man(&cmd, &name, &man_dir)?;
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
         let sub_name = format!("{name}-{}", sub.get_name());
         write_man(sub, &sub_name, &man_dir)?;
     }
