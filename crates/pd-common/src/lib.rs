@@ -3,6 +3,8 @@
 //! The three tools (`launch-gptoss`, `run-bm`, `viz`) never call each other: they
 //! exchange files on disk, and every one of those files is defined here.
 //!
+//! * [`bench`]: vLLM's benchmark semantics (request outcomes, metrics, arrival schedule),
+//!   shared by run-bm and the simulator's virtual client.
 //! * [`workload`]: input/output lengths, benchmark mode, sweep kind and value lists.
 //! * [`deployment`]: the deployment spec (what to deploy) and the deployment record
 //!   (what was deployed, written by `launch-gptoss`, read by `run-bm`).
@@ -13,6 +15,7 @@
 //! * [`label`]: parser for the configuration labels found in legacy directory names.
 //! * [`fsutil`]: atomic file writes.
 
+pub mod bench;
 #[cfg(feature = "cli-assets")]
 pub mod cli_assets;
 pub mod cli_doc;

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use pd_common::bench::{compute, FailureKind, Goodput, MetricName, MetricOptions, RequestOutcome};
 use run_bm::chunk::StreamRecorder;
 use run_bm::client::RequestError;
-use run_bm::metrics::{compute, Goodput, MetricName, MetricOptions, RequestOutcome};
 use run_bm::runner::{outcome_from, RequestPlacement};
 use run_bm::sse::SseParser;
 
@@ -20,10 +20,11 @@ fn scripted(t0: Instant, sent_ms: u64, frames: &[(u64, &str)], index: u64) -> Re
     for (ms, bytes) in frames {
         let t = st + Duration::from_millis(*ms);
         if let Err(e) = parser.feed(bytes.as_bytes(), |p| rec.on_payload(p, t)) {
-            result = Err(RequestError {
-                http_status: 200,
-                message: e.to_string(),
-            });
+            result = Err(RequestError::new(
+                FailureKind::Malformed,
+                200,
+                e.to_string(),
+            ));
             break;
         }
     }
@@ -107,25 +108,37 @@ fn scripted_point() -> Vec<RequestOutcome> {
 fn per_request_records() {
     let p = scripted_point();
     let (a, b, c, d) = (&p[0], &p[1], &p[2], &p[3]);
-    assert!(a.success && b.success && !c.success && !d.success);
+    assert!(a.is_success() && b.is_success() && !c.is_success() && !d.is_success());
     assert!(close(a.ttft, 0.1) && close(a.latency, 0.17));
-    assert_eq!(a.itl.len(), 3);
-    assert!(close(a.itl[0], 0.03) && close(a.itl[1], 0.0) && close(a.itl[2], 0.04));
-    assert_eq!(a.chunk_tokens, vec![1, 1, 2, 1]);
+    assert_eq!(a.chunks.gaps().len(), 3);
+    assert!(
+        close(a.chunks.gaps().nth(0).unwrap_or(f64::NAN), 0.03)
+            && close(a.chunks.gaps().nth(1).unwrap_or(f64::NAN), 0.0)
+            && close(a.chunks.gaps().nth(2).unwrap_or(f64::NAN), 0.04)
+    );
+    assert_eq!(a.chunks.tokens().collect::<Vec<_>>(), vec![1, 1, 2, 1]);
     assert_eq!((a.output_len(), a.prompt_len), (5, 10));
     assert_eq!(a.text, "abcde");
     assert!(close(a.tpot().unwrap(), 0.0175));
     assert!(close(b.sent_s, 0.95) && close(b.ttft, 0.2) && close(b.latency, 0.25));
     assert_eq!(
-        (b.output_len(), b.prompt_len, b.chunk_tokens.clone()),
+        (
+            b.output_len(),
+            b.prompt_len,
+            b.chunks.tokens().collect::<Vec<_>>()
+        ),
         (2, 20, vec![1, 1])
     );
-    assert!(c.error.contains("invalid JSON in SSE event"), "{}", c.error);
     assert!(
-        d.error
+        c.error_text().contains("invalid JSON in SSE event"),
+        "{}",
+        c.error_text()
+    );
+    assert!(
+        d.error_text()
             .contains("server sent an error event: token id 300000 is out of vocabulary"),
         "{}",
-        d.error
+        d.error_text()
     );
     assert_eq!((c.output_len(), c.latency), (0, 0.0));
 }

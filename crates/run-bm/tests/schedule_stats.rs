@@ -1,7 +1,7 @@
 //! The open-loop arrival schedule has the right mean and shape (fixed seeds, so the
 //! test is deterministic; the bounds are several standard errors wide).
 
-use run_bm::schedule::arrival_offsets;
+use pd_common::bench::arrival_offsets;
 
 fn gaps(d: &[f64]) -> Vec<f64> {
     let mut g = vec![d[0]];

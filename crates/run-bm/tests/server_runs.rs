@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use pd_common::bench::{compute, MetricName, MetricOptions};
 use pd_common::{BenchMode, Workload};
 use run_bm::cancel::Cancel;
 use run_bm::client::HttpClient;
 use run_bm::fake_server::{FakeServer, GenSpec, Reply, RequestInfo, Script};
-use run_bm::metrics::{compute, MetricName, MetricOptions};
 use run_bm::prompt::{PromptFormat, PromptGen};
 use run_bm::runner::{run_point, LiveStats, PointPlan, PointRun, RunSettings};
 
@@ -102,13 +102,21 @@ async fn every_failure_kind_is_recorded_with_its_message() {
     let r = run(s, &plan(9, f64::INFINITY, Some(3))).await;
     assert_eq!(r.outcomes.len(), 9);
     let o = &r.outcomes;
-    assert!(o[0].success, "{}", o[0].error);
+    assert!(o[0].is_success(), "{}", o[0].error_text());
     assert_eq!(
-        (o[0].output_len(), o[0].chunk_tokens.clone(), o[0].itl.len()),
+        (
+            o[0].output_len(),
+            o[0].chunks.tokens().collect::<Vec<_>>(),
+            o[0].chunks.gaps().len()
+        ),
         (4, vec![1, 3], 1)
     );
     assert!(o[0].ttft >= 0.055 && o[0].ttft < 5.0, "ttft {}", o[0].ttft);
-    assert!(o[0].itl[0] >= 0.025, "itl {}", o[0].itl[0]);
+    assert!(
+        o[0].chunks.gaps().nth(0).unwrap_or(f64::NAN) >= 0.025,
+        "itl {}",
+        o[0].chunks.gaps().nth(0).unwrap_or(f64::NAN)
+    );
     let expect: [(usize, u16, &str); 8] = [
         (1, 200, "stream broken after "),
         (
@@ -132,9 +140,13 @@ async fn every_failure_kind_is_recorded_with_its_message() {
         (8, 404, "HTTP 404 Not Found: Model 'x' not found"),
     ];
     for (i, status, msg) in expect {
-        assert!(!o[i].success, "{i}");
-        assert_eq!(o[i].http_status, status, "{i}: {}", o[i].error);
-        assert!(o[i].error.contains(msg), "{i}: {}", o[i].error);
+        assert!(!o[i].is_success(), "{i}");
+        assert_eq!(o[i].http_status, status, "{i}: {}", o[i].error_text());
+        assert!(
+            o[i].error_text().contains(msg),
+            "{i}: {}",
+            o[i].error_text()
+        );
     }
     let m = compute(
         &r.outcomes,
@@ -183,7 +195,7 @@ async fn concurrency_limit_is_never_exceeded_and_body_is_vllm_shaped() {
     .unwrap();
     let s = settings(&server.url(), 32, 6, Duration::from_secs(30));
     let r = run(s, &plan(40, f64::INFINITY, Some(4))).await;
-    assert_eq!(r.outcomes.iter().filter(|o| o.success).count(), 40);
+    assert_eq!(r.outcomes.iter().filter(|o| o.is_success()).count(), 40);
     let peak = server
         .stats
         .max_in_flight
@@ -257,10 +269,10 @@ async fn rate_schedule_is_followed_and_timeout_fails_a_request() {
     assert_eq!(r.schedule.len(), 20);
     assert!((r.schedule[19] - 0.4).abs() < 1e-9, "normalised to N/rate");
     for o in &r.outcomes {
-        assert!(o.success);
+        assert!(o.is_success());
         assert!(o.sent_s + 1e-6 >= o.scheduled_s, "never sent early");
         assert_eq!(
-            o.chunk_tokens,
+            o.chunks.tokens().collect::<Vec<_>>(),
             vec![2, 2],
             "2 tokens per chunk counted from usage"
         );
@@ -279,10 +291,10 @@ async fn rate_schedule_is_followed_and_timeout_fails_a_request() {
     .unwrap();
     let s = settings(&slow.url(), 4, 4, Duration::from_millis(300));
     let r = run(s, &plan(1, f64::INFINITY, Some(1))).await;
-    assert!(!r.outcomes[0].success);
+    assert!(!r.outcomes[0].is_success());
     assert!(
-        r.outcomes[0].error.contains("timed out after 0.3 s"),
+        r.outcomes[0].error_text().contains("timed out after 0.3 s"),
         "{}",
-        r.outcomes[0].error
+        r.outcomes[0].error_text()
     );
 }

@@ -1,109 +1,23 @@
-//! The metrics of one sweep point, exactly as `vllm bench serve` computes them (spec
-//! B.1–B.10), plus pd-lab's extra measurements.
+//! The metrics of one sweep point, exactly as `vllm bench serve` computes them, plus
+//! pd-lab's extra measurements (see `docs/VLLM-METRICS.md`).
 //!
 //! vLLM-compatible (written under the usual keys):
 //! * TTFT per successful request; TPOT = (E2EL − TTFT) / (output_len − 1) for
 //!   output_len > 1; ITL = the gaps between SSE *chunk events*, pooled over requests
 //!   (a chunk carrying 3 tokens is one gap); E2EL = last chunk − send.
 //! * `max_output_tokens_per_s` / `max_concurrent_requests`: the released one-second
-//!   bucket algorithm (B.8), counting chunk events and inclusive second ranges.
+//!   bucket algorithm, counting chunk events and inclusive second ranges.
 //!
 //! pd-lab extras (under `pd_lab`):
-//! * `token_itl`: token-accurate inter-token latency. When the server reports running
-//!   usage in every chunk (`continuous_usage_stats`), a chunk that carries n tokens after
-//!   a gap g contributes n samples of g / n (time per token, the tokens of one chunk
-//!   sharing its gap). Tokens of the first chunk belong to TTFT and give no sample; a
-//!   chunk with no new token passes its gap on to the next chunk that has some. Without
-//!   per-chunk usage every chunk counts as one token, so it equals the chunk ITL.
+//! * `token_itl`: token-accurate inter-token latency (see
+//!   [`ChunkTimeline::push_token_itl`](super::ChunkTimeline::push_token_itl)).
 //! * `max_concurrent_requests_exact`: sweep-line peak over half-open [start, end)
 //!   intervals (the unreleased vLLM fix, #56647).
 //! * `max_output_tokens_per_s_tokens`: the bucket peak weighted by tokens per chunk.
 
-use pd_common::result::{percentile_sorted, percentile_word, summarize};
-
-/// Everything recorded about one request. Times are seconds from the start of the
-/// point's dispatch loop (monotonic clock).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct RequestOutcome {
-    /// Position in dispatch (dataset) order.
-    pub index: u64,
-    /// When the schedule said to send it.
-    pub scheduled_s: f64,
-    /// When the dispatcher created its task (vLLM's `request_arrival_time`).
-    pub arrival_s: f64,
-    /// Right before the HTTP request was issued (vLLM's `start_time`).
-    pub sent_s: f64,
-    pub success: bool,
-    /// HTTP status (0 when no response).
-    pub http_status: u16,
-    /// "" on success.
-    pub error: String,
-    /// Prompt tokens: the server's usage count when reported, else the client's count.
-    pub prompt_len: u64,
-    /// The client's own prompt length.
-    pub client_prompt_len: u64,
-    /// `usage.completion_tokens` of the final usage message (0 if none).
-    pub output_tokens: u64,
-    pub ttft: f64,
-    /// Chunk gaps, seconds.
-    pub itl: Vec<f64>,
-    /// Tokens per chunk event.
-    pub chunk_tokens: Vec<u32>,
-    /// Whether the server sent running usage in the chunks (`continuous_usage_stats`).
-    pub continuous_usage: bool,
-    pub latency: f64,
-    /// Streamed text ("" unless kept).
-    pub text: String,
-}
-
-impl RequestOutcome {
-    /// Output length used by the metrics: server usage if non-zero, else the tokens
-    /// counted from per-chunk usage, else the number of chunk events (we have no
-    /// tokenizer to re-tokenize the text). 0 for failed requests.
-    pub fn output_len(&self) -> u64 {
-        if !self.success {
-            return 0;
-        }
-        if self.output_tokens > 0 {
-            return self.output_tokens;
-        }
-        let counted: u64 = self.chunk_tokens.iter().map(|&n| u64::from(n)).sum();
-        counted.max(self.chunk_tokens.len() as u64).max(1)
-    }
-
-    /// TPOT in seconds (None when output_len ≤ 1).
-    pub fn tpot(&self) -> Option<f64> {
-        let n = self.output_len();
-        (n > 1).then(|| (self.latency - self.ttft) / (n - 1) as f64)
-    }
-
-    /// Time spent waiting in the client (concurrency semaphore), seconds.
-    pub fn client_queue_time(&self) -> f64 {
-        (self.sent_s - self.arrival_s).max(0.0)
-    }
-
-    /// Chunk event times (relative to the dispatch start).
-    pub fn chunk_times(&self) -> impl Iterator<Item = f64> + '_ {
-        let first = self.sent_s + self.ttft;
-        std::iter::once(first).chain(self.itl.iter().scan(first, |t, g| {
-            *t += g;
-            Some(*t)
-        }))
-    }
-
-    /// Token-accurate inter-token samples (see the module docs).
-    pub fn push_token_itl(&self, out: &mut Vec<f64>) {
-        let mut pending = 0.0;
-        for (gap, &n) in self.itl.iter().zip(self.chunk_tokens.iter().skip(1)) {
-            pending += gap;
-            if n > 0 {
-                let per = pending / f64::from(n);
-                out.extend(std::iter::repeat_n(per, n as usize));
-                pending = 0.0;
-            }
-        }
-    }
-}
+use super::goodput::Goodput;
+use super::outcome::RequestOutcome;
+use crate::result::{percentile_sorted, percentile_word, summarize};
 
 /// A metric with a statistics block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,50 +74,6 @@ impl MetricName {
             MetricName::ClientQueueTime => "queue",
             MetricName::E2elIncludingClientQueue => "E2EL+queue",
         }
-    }
-}
-
-/// Service-level objectives for goodput, in milliseconds (spec B.7).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Goodput {
-    pub ttft_ms: Option<f64>,
-    pub tpot_ms: Option<f64>,
-    pub e2el_ms: Option<f64>,
-}
-
-impl Goodput {
-    /// Parse one `KEY:VALUE` token into `self` (last key wins).
-    pub fn add_token(&mut self, token: &str) -> Result<(), String> {
-        let parts: Vec<&str> = token.split(':').collect();
-        if parts.len() != 2 {
-            return Err(format!(
-                "'{token}': expected KEY:VALUE, e.g. ttft:2000 (milliseconds)"
-            ));
-        }
-        let v: f64 = parts[1]
-            .trim()
-            .parse()
-            .map_err(|_| format!("'{token}': '{}' is not a number", parts[1]))?;
-        if v.is_nan() || v < 0.0 || v.is_infinite() {
-            return Err(format!(
-                "'{token}': the SLO must be a finite number ≥ 0 (ms)"
-            ));
-        }
-        match parts[0].trim() {
-            "ttft" => self.ttft_ms = Some(v),
-            "tpot" => self.tpot_ms = Some(v),
-            "e2el" => self.e2el_ms = Some(v),
-            k => return Err(format!("'{k}': goodput keys are ttft, tpot and e2el")),
-        }
-        Ok(())
-    }
-
-    /// Whether a successful request meets every SLO (inclusive).
-    pub fn is_good(&self, r: &RequestOutcome) -> bool {
-        let ok = |slo: Option<f64>, v: f64| slo.is_none_or(|ms| v <= ms / 1000.0);
-        ok(self.ttft_ms, r.ttft)
-            && ok(self.tpot_ms, r.tpot().unwrap_or(0.0))
-            && ok(self.e2el_ms, r.latency)
     }
 }
 
@@ -303,7 +173,7 @@ impl PointMetrics {
 
 /// Compute the metrics of a point from its requests and its duration (seconds).
 pub fn compute(outcomes: &[RequestOutcome], duration: f64, opts: &MetricOptions) -> PointMetrics {
-    let ok: Vec<&RequestOutcome> = outcomes.iter().filter(|r| r.success).collect();
+    let ok: Vec<&RequestOutcome> = outcomes.iter().filter(|r| r.is_success()).collect();
     let completed = ok.len() as u64;
     let failed = outcomes.len() as u64 - completed;
     let total_input_tokens: u64 = ok.iter().map(|r| r.prompt_len).sum();
@@ -312,7 +182,7 @@ pub fn compute(outcomes: &[RequestOutcome], duration: f64, opts: &MetricOptions)
 
     let ttfts: Vec<f64> = ok.iter().map(|r| r.ttft).collect();
     let tpots: Vec<f64> = ok.iter().filter_map(|r| r.tpot()).collect();
-    let itls: Vec<f64> = ok.iter().flat_map(|r| r.itl.iter().copied()).collect();
+    let itls: Vec<f64> = ok.iter().flat_map(|r| r.chunks.gaps()).collect();
     let e2els: Vec<f64> = ok.iter().map(|r| r.latency).collect();
     let queues: Vec<f64> = ok.iter().map(|r| r.client_queue_time()).collect();
     let e2el_q: Vec<f64> = ok
@@ -343,13 +213,10 @@ pub fn compute(outcomes: &[RequestOutcome], duration: f64, opts: &MetricOptions)
 
     let mut token_itl = Vec::new();
     for r in &ok {
-        r.push_token_itl(&mut token_itl);
+        r.chunks.push_token_itl(&mut token_itl);
     }
-    let total_chunks: usize = ok.iter().map(|r| r.chunk_tokens.len()).sum();
-    let multi: usize = ok
-        .iter()
-        .map(|r| r.chunk_tokens.iter().filter(|&&n| n > 1).count())
-        .sum();
+    let total_chunks: usize = ok.iter().map(|r| r.chunks.len()).sum();
+    let multi: usize = ok.iter().map(|r| r.chunks.multi_token_chunks()).sum();
 
     let (peak_chunks, peak_tokens, peak_conc) = bucket_peaks(&ok);
     PointMetrics {
@@ -396,7 +263,7 @@ fn bucket_peaks(ok: &[&RequestOutcome]) -> (f64, f64, u64) {
     let mut tokens = vec![0u64; nb];
     let mut conc = vec![0u64; nb];
     for r in ok {
-        for (t, &n) in r.chunk_times().zip(r.chunk_tokens.iter()) {
+        for (t, n) in r.chunk_times().zip(r.chunks.tokens()) {
             let b = bucket(t);
             chunks[b] += 1;
             tokens[b] += u64::from(n);
@@ -429,19 +296,16 @@ fn exact_peak_concurrency(ok: &[&RequestOutcome]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::{ChunkTimeline, Failure, FailureKind};
 
     fn req(sent: f64, ttft: f64, itl: &[f64], out: u64) -> RequestOutcome {
         RequestOutcome {
             sent_s: sent,
-            arrival_s: 0.0,
-            success: true,
             prompt_len: 10,
             client_prompt_len: 10,
             output_tokens: out,
             ttft,
-            itl: itl.to_vec(),
-            chunk_tokens: vec![1; itl.len() + 1],
-            continuous_usage: false,
+            chunks: ChunkTimeline::single_tokens(itl.to_vec()),
             latency: ttft + itl.iter().sum::<f64>(),
             ..Default::default()
         }
@@ -477,7 +341,7 @@ mod tests {
     #[test]
     fn failed_are_excluded_and_empty_is_zero() {
         let bad = RequestOutcome {
-            error: "x".into(),
+            failure: Some(Failure::new(FailureKind::Transport, "x")),
             ..Default::default()
         };
         let m = compute(&[bad], 1.0, &opts());
@@ -487,24 +351,18 @@ mod tests {
     }
 
     #[test]
-    fn goodput_parse_and_rule() {
+    fn goodput_counts_requests_meeting_every_slo() {
         let mut g = Goodput::default();
-        g.add_token("ttft:100").unwrap();
-        g.add_token("ttft:200").unwrap();
-        assert_eq!(g.ttft_ms, Some(200.0));
-        assert!(g.add_token("foo:1").is_err());
-        assert!(g.add_token("ttft").is_err());
-        assert!(g.add_token("ttft:-1").is_err());
-        assert!(g.is_good(&req(0.0, 0.2, &[], 1)));
-        assert!(!g.is_good(&req(0.0, 0.2001, &[], 1)));
-    }
-
-    #[test]
-    fn token_itl_spreads_multi_token_chunks() {
-        let mut r = req(0.0, 0.1, &[0.03, 0.02, 0.04], 5);
-        r.chunk_tokens = vec![1, 3, 0, 1];
-        let mut out = Vec::new();
-        r.push_token_itl(&mut out);
-        assert_eq!(out, vec![0.01, 0.01, 0.01, 0.06]);
+        g.add_token("ttft:300").unwrap();
+        let o = MetricOptions {
+            goodput: Some(g),
+            ..opts()
+        };
+        let m = compute(
+            &[req(0.0, 0.2, &[0.1], 2), req(0.0, 0.4, &[0.1], 2)],
+            2.0,
+            &o,
+        );
+        assert_eq!(m.request_goodput, Some(0.5));
     }
 }
