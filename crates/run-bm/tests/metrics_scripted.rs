@@ -112,7 +112,7 @@ fn per_request_records() {
     assert!(close(a.ttft, 0.1) && close(a.latency, 0.17));
     assert_eq!(a.chunks.gaps().len(), 3);
     assert!(
-        close(a.chunks.gaps().nth(0).unwrap_or(f64::NAN), 0.03)
+        close(a.chunks.gaps().next().unwrap_or(f64::NAN), 0.03)
             && close(a.chunks.gaps().nth(1).unwrap_or(f64::NAN), 0.0)
             && close(a.chunks.gaps().nth(2).unwrap_or(f64::NAN), 0.04)
     );

@@ -113,9 +113,9 @@ async fn every_failure_kind_is_recorded_with_its_message() {
     );
     assert!(o[0].ttft >= 0.055 && o[0].ttft < 5.0, "ttft {}", o[0].ttft);
     assert!(
-        o[0].chunks.gaps().nth(0).unwrap_or(f64::NAN) >= 0.025,
+        o[0].chunks.gaps().next().unwrap_or(f64::NAN) >= 0.025,
         "itl {}",
-        o[0].chunks.gaps().nth(0).unwrap_or(f64::NAN)
+        o[0].chunks.gaps().next().unwrap_or(f64::NAN)
     );
     let expect: [(usize, u16, &str); 8] = [
         (1, 200, "stream broken after "),
