@@ -8,14 +8,12 @@
 //! * metrics: `pd_common::bench` (shared with the simulator's virtual client).
 //! * [`output`], [`summary`], [`progress`]: files, console summary, progress display.
 //! * [`sweep`], [`smoke`], [`probe`]: the two commands and the start-of-run check.
-//! * [`fake_server`]: a scripted OpenAI-compatible server for tests and benchmarks.
 
 pub mod cancel;
 pub mod chunk;
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod fake_server;
 pub mod output;
 pub mod probe;
 pub mod progress;

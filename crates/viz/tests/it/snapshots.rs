@@ -1,7 +1,5 @@
 //! Snapshot tests (insta) of the text tables and the SLA table.
 
-mod common;
-
 use viz::load::load_experiments;
 use viz::sla::{summarize, Slo};
 use viz::table::{build_tables, render_all};
@@ -15,7 +13,7 @@ fn tables_of_three_real_dirs() {
         "spread_tcp_p1xtp4-d1xtp4",
     ]
     .iter()
-    .map(|s| common::real_dir(s))
+    .map(|s| crate::common::real_dir(s))
     .collect();
     let loaded = load_experiments(&dirs);
     let tables = build_tables(&loaded.experiments, 8);
@@ -24,7 +22,7 @@ fn tables_of_three_real_dirs() {
 
 #[test]
 fn wide_tables_wrap_into_blocks() {
-    let loaded = load_experiments(&common::real_dirs());
+    let loaded = load_experiments(&crate::common::real_dirs());
     let tables = build_tables(&loaded.experiments, 8);
     let text = tables[0].render_text(100);
     assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
@@ -33,7 +31,7 @@ fn wide_tables_wrap_into_blocks() {
 
 #[test]
 fn sla_table_of_real_dirs() {
-    let loaded = load_experiments(&common::real_dirs());
+    let loaded = load_experiments(&crate::common::real_dirs());
     let sum = summarize(
         &loaded.experiments,
         &Settings::default(),

@@ -1,32 +1,17 @@
-//! Shared helpers of the viz integration tests.
-#![allow(dead_code)]
+//! Helpers of viz's integration tests (generic ones are in `pd_testkit`).
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-/// `../shared/data/real-vllm-results` next to the repository.
-pub fn real_results() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real-vllm-results")
-}
-
-/// The 14 shared result directories, sorted by name.
+/// The 14 reference directories of the study's later runs, sorted by name.
 pub fn real_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(real_results())
-        .expect("shared real results present")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    dirs
+    pd_testkit::fixtures::later_run_dirs()
 }
 
-/// A real directory by the end of its name.
+/// A later-run reference directory by the end of its name.
 pub fn real_dir(suffix: &str) -> PathBuf {
-    real_dirs()
-        .into_iter()
-        .find(|d| d.to_string_lossy().ends_with(suffix))
-        .unwrap_or_else(|| panic!("no shared dir ending in {suffix}"))
+    pd_testkit::fixtures::later_run_dir(suffix)
 }
 
 /// A minimal `vllm bench serve` result of a concurrency point.

@@ -1,11 +1,9 @@
 //! `launch-gptoss --backend sim` refuses bad deployments with clear errors, before
 //! starting anything.
 
-mod sim_common;
-
+use crate::sim_common::free_port;
 use assert_cmd::Command;
 use predicates::str::contains;
-use sim_common::free_port;
 
 fn launch(dir: &std::path::Path) -> Command {
     let mut c = Command::cargo_bin("launch-gptoss").unwrap();

@@ -1,12 +1,10 @@
 //! CLI tests of the Ray backend through the binary (assert_cmd) against a fake dashboard.
 
-mod ray_common;
-
 use std::path::Path;
 
 use assert_cmd::Command;
+use pd_testkit::fake_ray::*;
 use predicates::prelude::*;
-use ray_common::*;
 use serde_json::json;
 
 fn bin(dir: &Path) -> Command {

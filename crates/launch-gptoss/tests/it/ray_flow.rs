@@ -1,7 +1,5 @@
 //! Flow tests of the Ray backend against an in-test fake dashboard (library API).
 
-mod ray_common;
-
 use std::time::Duration;
 
 use clap::Parser;
@@ -10,7 +8,7 @@ use launch_gptoss::ray::deploy::{self, LaunchOptions, Outcome};
 use launch_gptoss::ray::env::CallerEnv;
 use launch_gptoss::ray::RayError;
 use pd_common::deployment::{ServingBackend, StopHandle};
-use ray_common::*;
+use pd_testkit::fake_ray::*;
 use serde_json::{json, Value};
 
 fn opts() -> LaunchOptions {

@@ -2,15 +2,13 @@
 //! record, answers completions; `shutdown` stops it and is idempotent; `--foreground`
 //! runs in the terminal and cleans up on Ctrl-C.
 
-mod sim_common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::sim_common::{blocking_get, free_port, pid_alive, wait_until, KillOnDrop, RecordGuard};
 use assert_cmd::Command;
 use pd_common::{DeploymentRecord, ServingBackend, StopHandle};
 use predicates::str::contains;
-use sim_common::{blocking_get, free_port, pid_alive, wait_until, KillOnDrop, RecordGuard};
 
 fn cmd(dir: &Path) -> Command {
     let mut c = Command::cargo_bin("launch-gptoss").unwrap();

@@ -1,7 +1,5 @@
 //! The `viz` binary: flags, output files, errors and exit codes.
 
-mod common;
-
 use assert_cmd::Command;
 use predicates::prelude::*;
 
@@ -52,8 +50,8 @@ fn help_lists_the_flags_and_examples() {
 #[test]
 fn compare_writes_named_plots_tables_csv_and_report() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = common::real_dir("baseline_4xtp2");
-    let b = common::real_dir("pd_p1xtp2-d2xtp2");
+    let a = crate::common::real_dir("baseline_4xtp2");
+    let b = crate::common::real_dir("pd_p1xtp2-d2xtp2");
     let out = viz()
         .current_dir(tmp.path())
         .arg("--exps")
@@ -104,7 +102,7 @@ fn compare_writes_named_plots_tables_csv_and_report() {
 #[test]
 fn single_dir_plots_are_named_after_the_directory() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = common::real_dir("pd_p2xtp2-d1xtp2");
+    let a = crate::common::real_dir("pd_p2xtp2-d1xtp2");
     viz()
         .current_dir(tmp.path())
         .arg("--result-dir")
@@ -127,7 +125,7 @@ fn single_dir_plots_are_named_after_the_directory() {
 #[test]
 fn bad_dirs_warn_and_the_rest_is_plotted() {
     let tmp = tempfile::tempdir().unwrap();
-    let good = common::real_dir("baseline_2xtp4");
+    let good = crate::common::real_dir("baseline_2xtp4");
     let corrupt = tmp.path().join("m_itl1_otl2_mixed_c_1xtp8");
     std::fs::create_dir_all(&corrupt).unwrap();
     std::fs::write(corrupt.join("conc4.json"), "{\"date\": ").unwrap();
@@ -176,8 +174,7 @@ fn nothing_usable_is_an_error() {
 fn closed_stdout_still_writes_plots() {
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
-    let real = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/real-vllm-results/gptoss_itl5000_otl250_mixed_baseline_4xtp2");
+    let real = crate::common::real_dir("baseline_4xtp2");
     let mut child = Command::new(env!("CARGO_BIN_EXE_viz"))
         .arg("--result-dir")
         .arg(&real)

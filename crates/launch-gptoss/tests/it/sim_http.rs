@@ -1,11 +1,9 @@
 //! HTTP protocol of the simulator server: vLLM's SSE shape, usage, errors, endpoints.
 
-mod sim_common;
-
 use std::time::Duration;
 
+use crate::sim_common::{post, send, sse_events, TestServer, MAX_MODEL_LEN};
 use serde_json::{json, Value};
-use sim_common::{post, send, sse_events, TestServer, MAX_MODEL_LEN};
 
 fn ids(n: usize) -> Vec<u32> {
     ids_from(0, n)

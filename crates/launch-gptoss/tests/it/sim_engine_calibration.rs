@@ -1,8 +1,8 @@
-//! Calibration against the shared real `vllm bench serve` results: the simulator must
+//! Calibration against the reference `vllm bench serve` results (the later runs): the simulator must
 //! meet issue 5's targets (median absolute error ≤ 15% TTFT, ≤ 10% TPOT, ≤ 8%
 //! throughput), and `sim-calibrate` must write viz-readable results and the table.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use assert_cmd::Command;
 use launch_gptoss::cli::SimCalibrateArgs;
@@ -11,8 +11,18 @@ use launch_gptoss::sim::engine::NetworkKind;
 use pd_common::deployment::{DeployMode, GpuKind, ServingBackend};
 use pd_common::result::{BenchResult, RequestRate};
 
+/// A directory holding (links to) the 14 later-run reference directories.
 fn real_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real-vllm-results")
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        for d in pd_testkit::fixtures::later_run_dirs() {
+            std::os::unix::fs::symlink(&d, tmp.path().join(d.file_name().unwrap())).unwrap();
+        }
+        tmp
+    })
+    .path()
+    .to_path_buf()
 }
 
 #[test]

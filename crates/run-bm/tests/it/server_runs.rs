@@ -8,9 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use pd_common::bench::{compute, MetricName, MetricOptions};
 use pd_common::{BenchMode, Workload};
+use pd_testkit::fake_openai::{FakeServer, GenSpec, Reply, RequestInfo, Script};
 use run_bm::cancel::Cancel;
 use run_bm::client::HttpClient;
-use run_bm::fake_server::{FakeServer, GenSpec, Reply, RequestInfo, Script};
 use run_bm::prompt::{PromptFormat, PromptGen};
 use run_bm::runner::{run_point, LiveStats, PointPlan, PointRun, RunSettings};
 

@@ -1,9 +1,7 @@
 //! Bad input: corrupt or partial JSON, missing and empty directories become warnings
 //! naming the path; the rest is still used; nothing usable is an error.
 
-mod common;
-
-use common::{point_json, write_point};
+use crate::common::{point_json, write_point};
 use viz::load::{load_experiments, GpuSource};
 
 #[test]

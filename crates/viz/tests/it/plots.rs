@@ -1,8 +1,6 @@
 //! Plots on the shared real results: PNG and SVG are written, decode, and have the
 //! size of the figure layout.
 
-mod common;
-
 use viz::load::load_experiments;
 use viz::plot::{self, Format, PlotType};
 use viz::Settings;
@@ -18,7 +16,7 @@ fn decode_png(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
 
 #[test]
 fn comprehensive_png_and_svg_of_all_14_dirs() {
-    let loaded = load_experiments(&common::real_dirs());
+    let loaded = load_experiments(&crate::common::real_dirs());
     let settings = Settings::default();
     let tmp = tempfile::tempdir().unwrap();
     let paths = plot::write_plot(
@@ -79,7 +77,7 @@ fn comprehensive_png_and_svg_of_all_14_dirs() {
 fn every_plot_type_renders_and_the_pareto_frontier_is_labelled() {
     let dirs: Vec<_> = ["baseline_4xtp2", "pd_p1xtp2-d2xtp2", "pd_p2xtp2-d1xtp2"]
         .iter()
-        .map(|s| common::real_dir(s))
+        .map(|s| crate::common::real_dir(s))
         .collect();
     let loaded = load_experiments(&dirs);
     let settings = Settings::default();
@@ -120,7 +118,7 @@ fn every_plot_type_renders_and_the_pareto_frontier_is_labelled() {
 
 #[test]
 fn log_flags_and_modes_change_the_axes() {
-    let loaded = load_experiments(&[common::real_dir("baseline_4xtp2")]);
+    let loaded = load_experiments(&[crate::common::real_dir("baseline_4xtp2")]);
     let mut s = Settings {
         log_latency: false,
         log_concurrency: false,

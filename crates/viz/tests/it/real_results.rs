@@ -1,8 +1,6 @@
 //! Tables on the shared real vLLM results: values equal the JSON values, normalised
 //! values are value × 8 / GPUs, and the GPU counts come from the directory names.
 
-mod common;
-
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -34,7 +32,7 @@ fn expected_gpus() -> BTreeMap<&'static str, u32> {
 
 #[test]
 fn all_14_dirs_load_with_gpus_from_their_names() {
-    let loaded = load_experiments(&common::real_dirs());
+    let loaded = load_experiments(&crate::common::real_dirs());
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     assert_eq!(loaded.experiments.len(), 14);
     assert_eq!(loaded.workload.as_deref(), Some("ITL 5000, OTL 250, mixed"));
@@ -59,7 +57,7 @@ fn all_14_dirs_load_with_gpus_from_their_names() {
 
 #[test]
 fn table_values_equal_the_json_and_normalisation_is_value_x8_over_gpus() {
-    let loaded = load_experiments(&common::real_dirs());
+    let loaded = load_experiments(&crate::common::real_dirs());
     let tables = build_tables(&loaded.experiments, 8);
     assert_eq!(tables.len(), 7);
     let expected = expected_gpus();
@@ -103,7 +101,7 @@ fn table_values_equal_the_json_and_normalisation_is_value_x8_over_gpus() {
 
 #[test]
 fn csv_tables_hold_the_exact_json_values() {
-    let dirs = common::real_dirs();
+    let dirs = crate::common::real_dirs();
     let loaded = load_experiments(&dirs);
     let tables = build_tables(&loaded.experiments, 8);
     let tmp = tempfile::tempdir().unwrap();

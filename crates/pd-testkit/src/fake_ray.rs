@@ -1,7 +1,6 @@
 //! A fake Ray dashboard + Serve endpoint for the Ray backend's tests: a hyper server on
 //! 127.0.0.1:0 in its own thread, answering with the JSON shapes of Ray 2.60
-//! (see shared/specs/RAY_SERVE_API.md) and recording every request.
-#![allow(dead_code)]
+//! (see docs/RAY-SERVE-API.md) and recording every request.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

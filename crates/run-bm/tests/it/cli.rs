@@ -1,8 +1,6 @@
 //! Command-line behaviour: bad flags exit 2 with a clear message; an unreachable
 //! server is a clear error with no result file; `--help` lists the seed's flags.
 
-mod common;
-
 use assert_cmd::Command;
 use predicates::prelude::*;
 

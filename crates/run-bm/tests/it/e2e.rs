@@ -2,18 +2,16 @@
 //! of the real vLLM results), CSV, manifest, `--resume`, a rate point, the smoke test,
 //! and Ctrl-C writing a valid partial point.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{real_results_dir, run_bm, ChildGuard};
+use crate::common::{run_bm, ChildGuard};
 use pd_common::requests::read_requests_csv;
 use pd_common::{BenchResult, ExperimentManifest, RequestRate};
-use run_bm::fake_server::{FakeServer, GenSpec, Reply, RequestInfo};
+use pd_testkit::fake_openai::{FakeServer, GenSpec, Reply, RequestInfo};
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
@@ -50,11 +48,7 @@ async fn run_to_end(dir: &Path, args: Vec<String>) -> (i32, String, String) {
 
 fn real_key_union() -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
-    for dir in std::fs::read_dir(real_results_dir()).unwrap() {
-        let dir = dir.unwrap().path();
-        if !dir.is_dir() {
-            continue;
-        }
+    for dir in pd_testkit::fixtures::later_run_dirs() {
         for f in std::fs::read_dir(&dir).unwrap() {
             let v: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(f.unwrap().path()).unwrap()).unwrap();

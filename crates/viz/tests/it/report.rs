@@ -1,11 +1,9 @@
 //! `--report`: the reproducibility checklist is filled from manifests; what they do not
 //! record is marked missing.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{point_json, write_point};
+use crate::common::{point_json, write_point};
 use pd_common::deployment::{DeploymentRecord, DeploymentSpec, ServingBackend, StopHandle};
 use pd_common::manifest::{ClientHost, ExperimentManifest};
 use pd_common::{BenchMode, SweepKind, Workload};

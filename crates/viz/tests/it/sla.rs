@@ -1,8 +1,6 @@
 //! SLA picks on hand-made result files.
 
-mod common;
-
-use common::{point_json, write_point};
+use crate::common::{point_json, write_point};
 use viz::load::load_experiments;
 use viz::sla::{summarize, Slo};
 use viz::Settings;
