@@ -17,6 +17,7 @@
 //! * [`url`]: base URLs of the endpoints the tools talk to (one parser for every tool).
 //! * [`exit`]: the exit-code table shared by all tools.
 //! * `diag` (feature `cli`): one diagnostics channel for the tools' binaries.
+//! * `http` (feature `http`): one blocking HTTP client for control-plane calls.
 
 pub mod bench;
 #[cfg(feature = "cli-assets")]
@@ -28,6 +29,8 @@ pub mod diag;
 pub mod error;
 pub mod exit;
 pub mod fsutil;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod label;
 pub mod manifest;
 pub mod naming;
