@@ -18,8 +18,12 @@ pub fn init(level: LevelFilter) {
         }
         _ => EnvFilter::new(level.to_string()),
     };
+    // Colours only on a terminal: logs redirected to files (the simulator daemon's) stay
+    // plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .without_time()
         .with_target(false)

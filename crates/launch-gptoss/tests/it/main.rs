@@ -2,7 +2,9 @@
 
 mod cli_doc;
 mod e2e_pipeline;
+mod faults;
 mod ray_cli;
+mod ray_common;
 mod ray_flow;
 mod ray_golden;
 mod sim_cli;
