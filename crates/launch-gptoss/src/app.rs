@@ -25,7 +25,7 @@ pub enum AppError {
     #[error("reading deployment record {}", path.display())]
     ReadRecord {
         path: std::path::PathBuf,
-        source: pd_common::Error,
+        source: Box<pd_common::Error>,
     },
     #[error("removing {}", path.display())]
     RemoveRecord {
@@ -102,7 +102,7 @@ fn backend_for(record: &DeploymentRecord) -> Box<dyn Backend> {
 fn read_record(path: &Path) -> Result<Option<DeploymentRecord>, AppError> {
     DeploymentRecord::read_optional(path).map_err(|source| AppError::ReadRecord {
         path: path.to_path_buf(),
-        source,
+        source: Box::new(source),
     })
 }
 

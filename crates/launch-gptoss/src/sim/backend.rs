@@ -66,12 +66,12 @@ pub enum SimBackendError {
     )]
     Unreadable {
         path: std::path::PathBuf,
-        source: pd_common::Error,
+        source: Box<pd_common::Error>,
     },
     #[error("writing deployment record {}", path.display())]
     WriteRecord {
         path: std::path::PathBuf,
-        source: pd_common::Error,
+        source: Box<pd_common::Error>,
     },
     #[error("cannot signal pid {pid}")]
     Signal { pid: u32, source: std::io::Error },
@@ -134,7 +134,7 @@ fn check_existing_record(path: &Path) -> Result<(), SimBackendError> {
     let existing =
         DeploymentRecord::read_optional(path).map_err(|source| SimBackendError::Unreadable {
             path: path.to_path_buf(),
-            source,
+            source: Box::new(source),
         })?;
     let Some(record) = existing else {
         return Ok(());
@@ -250,7 +250,7 @@ impl SimBackend {
             let _ = child.wait();
             return Err(SimBackendError::WriteRecord {
                 path: plan.record_path.clone(),
-                source,
+                source: Box::new(source),
             }
             .into());
         }

@@ -298,7 +298,7 @@ mod tests {
     fn reads_our_own_process() {
         let me = proc_info(std::process::id()).unwrap();
         assert_eq!(me.uid, my_uid());
-        assert!(me.argv.first().is_some());
+        assert!(!me.argv.is_empty());
         assert!(me.started.unwrap() <= SystemTime::now());
         assert!(proc_info(0).is_none());
         assert!(proc_info(u32::MAX).is_none());

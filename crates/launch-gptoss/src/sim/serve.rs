@@ -36,7 +36,7 @@ pub enum ServeError {
     #[error("writing deployment record {}", path.display())]
     Record {
         path: std::path::PathBuf,
-        source: pd_common::Error,
+        source: Box<pd_common::Error>,
     },
 }
 
@@ -152,7 +152,7 @@ pub fn run(
                 .write(&plan.record_path)
                 .map_err(|source| ServeError::Record {
                     path: plan.record_path.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             tracing::info!("record: {}", plan.record_path.display());
         }

@@ -1,8 +1,10 @@
 //! Integration tests of `launch-gptoss`, one test binary (shorter link time than one per file).
 
 mod cli_doc;
+mod doc_commands;
 mod e2e_pipeline;
 mod faults;
+mod module_graph;
 mod ray_cli;
 mod ray_common;
 mod ray_flow;

@@ -591,3 +591,79 @@ fn secrets_echoed_by_ray_are_scrubbed() {
         .to_string()
         .contains("hf_supersecret"));
 }
+
+#[test]
+fn an_app_replaced_by_a_racing_launch_is_not_reported_ready() {
+    // While we wait, another launch under the same application name replaced our config
+    // (a collocated 1×TP1 where we deployed a PD pair): Ray reports RUNNING, but not ours.
+    let mut theirs = app(
+        "gptoss",
+        "/",
+        "RUNNING",
+        "",
+        llm_deployments("HEALTHY", "CONFIG_UPDATE_COMPLETED", "", &["RUNNING"]),
+    );
+    theirs["deployed_app_config"] = json!({
+        "name": "gptoss", "route_prefix": "/", "import_path": "ray.serve.llm:build_openai_app",
+        "args": {"llm_configs": [{"model_loading_config": {"model_id": "gptoss"},
+                 "engine_kwargs": {"tensor_parallel_size": 1},
+                 "deployment_config": {"autoscaling_config": {"min_replicas": 1, "max_replicas": 1}}}]}
+    });
+    let fake = FakeRay::start(
+        "2.60.0",
+        nodes_body(&[("127.0.0.1", 2.0)]),
+        empty_state(),
+        vec![serve_state(vec![theirs])],
+        models(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dep.toml");
+    let run = launch(&fake, &path, PD_SMALL);
+    let err = run.result.unwrap_err();
+    assert!(matches!(err, RayError::DeployFailed { .. }), "{err}");
+    assert!(
+        err.to_string().contains("replaced by another launch"),
+        "{err}"
+    );
+    assert!(
+        !path.exists(),
+        "no record for a deployment that is not ours"
+    );
+    // Our own echoed config (as Ray reports it after our PUT) is ready.
+    let (req, opts) = request(
+        &[
+            "--dry-run",
+            "--nodes",
+            "127.0.0.1:2",
+            "--mode",
+            "pd-pack",
+            "--p-num",
+            "1",
+            "--p-tp",
+            "1",
+            "--d-num",
+            "1",
+            "--d-tp",
+            "1",
+        ],
+        CallerEnv::default(),
+    );
+    let ours = dry_run(&req, &opts).unwrap().body["applications"][0].clone();
+    let mut echoed = app(
+        "gptoss",
+        "/",
+        "RUNNING",
+        "",
+        llm_deployments("HEALTHY", "CONFIG_UPDATE_COMPLETED", "", &["RUNNING"]),
+    );
+    echoed["deployed_app_config"] = ours;
+    let fake = FakeRay::start(
+        "2.60.0",
+        nodes_body(&[("127.0.0.1", 2.0)]),
+        empty_state(),
+        vec![serve_state(vec![echoed])],
+        models(),
+    );
+    let run = launch(&fake, &dir.path().join("dep2.toml"), PD_SMALL);
+    assert!(run.result.is_ok(), "{:?}\n{}", run.result.err(), run.log);
+}
