@@ -5,8 +5,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use pd_common::deployment::DeploymentSpec;
-
 use super::config::{render, RenderOptions, Rendered};
 use super::dashboard::Dashboard;
 use super::error::RayError;
@@ -147,19 +145,9 @@ impl fmt::Display for Prepared {
     }
 }
 
-/// Check `spec` against the inventory (the largest alive node bounds TP and a packed
-/// layout), place it, render it.
+/// Place `spec` on the inventory (the placement checks that every group fits its node:
+/// whatever `--gpus-per-node` says, the inventory decides), render it.
 pub fn prepare(req: &LaunchRequest, opts: &RayOptions, facts: Facts) -> Result<Prepared, RayError> {
-    let largest = facts
-        .nodes
-        .iter()
-        .filter(|n| n.alive)
-        .map(|n| n.gpus)
-        .max()
-        .unwrap_or(0);
-    if largest > 0 {
-        check_layout(&req.spec, largest)?;
-    }
     let overrides = opts.overrides.as_deref().map(Overrides::load).transpose()?;
     let plan = plan(&req.spec, &facts.nodes)?;
     let ropts = RenderOptions {
@@ -189,15 +177,5 @@ pub fn prepare(req: &LaunchRequest, opts: &RayOptions, facts: Facts) -> Result<P
         plan,
         rendered,
         notes,
-    })
-}
-
-/// The layout rules with nodes of `gpus_per_node` GPUs (TP a power of two within a node,
-/// P-TP ≤ D-TP, a packed layout on one node, each spread side on its node).
-fn check_layout(spec: &DeploymentSpec, gpus_per_node: u32) -> Result<(), RayError> {
-    spec.validate(gpus_per_node).map_err(|e| {
-        RayError::Preflight(format!(
-            "{e} (the largest alive node has {gpus_per_node} GPUs)"
-        ))
     })
 }

@@ -169,7 +169,7 @@ fn dry_run(line: &Line) {
     let what = format!("{} ({:?}):\n{stderr}", line.origin, line.args);
     if line.refused {
         assert_eq!(out.status.code(), Some(2), "should be refused: {what}");
-        assert!(stderr.contains("exceed"), "{what}");
+        assert!(stderr.contains("pre-flight check failed"), "{what}");
         return;
     }
     assert!(out.status.success(), "{what}");

@@ -72,8 +72,9 @@ fn methodology_pd_pack_example_needs_a_bigger_node() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "10 GPUs exceed the 8 GPUs of a node",
-        ));
+            "= 10 GPUs; the alive GPU nodes are: ",
+        ))
+        .stderr(predicate::str::contains("(8 GPUs)"));
     bin(dir.path())
         .env("RAY_ADDRESS", &closed)
         .args(TEN_GPU_PACK)
@@ -81,8 +82,9 @@ fn methodology_pd_pack_example_needs_a_bigger_node() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "10 GPUs exceed the 8 GPUs of a node",
-        ));
+            "= 10 GPUs; the alive GPU nodes are: ",
+        ))
+        .stderr(predicate::str::contains("(8 GPUs)"));
     // --nodes is the inventory: --gpus-per-node does not override it...
     bin(dir.path())
         .args(TEN_GPU_PACK)

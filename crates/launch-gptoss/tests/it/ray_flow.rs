@@ -374,9 +374,8 @@ fn too_few_gpus_is_refused_before_any_put() {
     let err = run.result.unwrap_err();
     assert!(matches!(err, RayError::Preflight(_)), "{err}");
     assert!(
-        err.to_string().contains(
-            "2×TP1 + 4×TP2 = 10 GPUs exceed the 8 GPUs of a node (the largest alive node has 8 GPUs)"
-        ),
+        err.to_string()
+            .contains("2×TP1 + 4×TP2 = 10 GPUs; the alive GPU nodes are: 127.0.0.1 (8 GPUs)"),
         "checked against the cluster's nodes, not --gpus-per-node: {err}"
     );
     assert_eq!(fake.count("PUT") + fake.count("DELETE"), 0);
