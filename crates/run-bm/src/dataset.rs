@@ -13,7 +13,9 @@
 //! ([`crate::prompt`]). With `--tokenizer` every prompt is text made decode-stable before
 //! the run (spec E.3: decode, re-encode, pad or cut, at most 10 rounds) so that it encodes
 //! to exactly the asked number of tokens; the exact counts are kept per sample and
-//! recorded. Special tokens never appear in a generated prompt.
+//! recorded. Text prompts are drawn from the tokenizer's self-contained tokens
+//! ([`Tokenizer::stable_ids`]) so the round trip converges. Special tokens never appear
+//! in a generated prompt.
 
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
@@ -339,7 +341,7 @@ pub fn decode_to_target_len(
             return Ok((text, ids, mismatch));
         }
         if ids.len() < target {
-            let allowed = Allowed(tok.allowed_ids());
+            let allowed = Allowed(tok.stable_ids());
             let missing = target - ids.len();
             ids.extend((0..missing).map(|_| allowed.random(rng)));
         } else {
@@ -385,7 +387,7 @@ pub fn synthetic_table(
     w: u64,
     endpoint: Endpoint,
 ) -> Result<Table, TokenizerError> {
-    let allowed = Allowed(tok.allowed_ids());
+    let allowed = Allowed(tok.stable_ids());
     // Decode-stable shared prefixes (each on its own).
     let mut prefixes = shape_prefixes(shape, &allowed, seed);
     for (g, p) in prefixes.iter_mut().enumerate() {
@@ -457,7 +459,7 @@ fn synthetic_sample(
     index: u64,
     endpoint: Endpoint,
 ) -> Result<(Sample, bool), TokenizerError> {
-    let allowed = Allowed(tok.allowed_ids());
+    let allowed = Allowed(tok.stable_ids());
     let (ids, out) = request_ids(shape, &allowed, prefixes, seed, index);
     let (prefix, target_body) = match *shape {
         Shape::PrefixRepetition {

@@ -48,7 +48,11 @@ pub struct Tokenizer {
     allowed: Vec<u32>,
     special_to_add: usize,
     chat_template: Option<ChatTemplate>,
+    stable: std::sync::OnceLock<Vec<u32>>,
 }
+
+/// Most ids [`Tokenizer::stable_ids`] collects.
+pub const STABLE_POOL: usize = 16_384;
 
 impl Tokenizer {
     /// Load `spec`: a `tokenizer.json` file, a directory holding one, or a Hugging Face
@@ -100,6 +104,7 @@ impl Tokenizer {
             allowed,
             special_to_add,
             chat_template,
+            stable: std::sync::OnceLock::new(),
         })
     }
 
@@ -116,6 +121,42 @@ impl Tokenizer {
     /// Ids a prompt may use: `[0, vocab_size)` without special ids (ascending).
     pub fn allowed_ids(&self) -> &[u32] {
         &self.allowed
+    }
+
+    /// Non-special ids that are text on their own: `decode([t])` is valid, non-empty text
+    /// (no U+FFFD) and encodes back to exactly `[t]` (at most [`STABLE_POOL`] of them, in
+    /// id order; all non-special ids if none qualifies). Text prompts are drawn from them,
+    /// so decoding never cuts a character in two and the decode/encode round trip of a
+    /// prompt converges to the exact length.
+    pub fn stable_ids(&self) -> &[u32] {
+        self.stable.get_or_init(|| {
+            let n = self.allowed.len();
+            // A fixed pseudo-random scan order (a stride prime to n).
+            let mut stride = 1_000_003usize % n.max(1);
+            while stride == 0 || gcd(stride, n) != 1 {
+                stride += 1;
+            }
+            let mut pool = Vec::new();
+            for k in 0..n {
+                if pool.len() >= STABLE_POOL {
+                    break;
+                }
+                let id = self.allowed[(k * stride) % n];
+                let ok = self.decode(&[id]).is_ok_and(|t| {
+                    !t.is_empty()
+                        && !t.contains('\u{FFFD}')
+                        && self.encode(&t, false).is_ok_and(|ids| ids == [id])
+                });
+                if ok {
+                    pool.push(id);
+                }
+            }
+            if pool.is_empty() {
+                pool = self.allowed.clone();
+            }
+            pool.sort_unstable();
+            pool
+        })
     }
 
     /// Tokens the post-processor adds around one sequence (e.g. 1 for a BOS).
@@ -158,6 +199,14 @@ impl Tokenizer {
     /// A SHA-256 of the tokenizer file (recorded in the manifest).
     pub fn file_sha256(&self) -> Option<String> {
         crate::dataset::sha256_file(&self.file).ok()
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
 

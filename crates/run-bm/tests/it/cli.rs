@@ -139,6 +139,6 @@ fn bad_base_url_and_missing_record() {
     cmd()
         .args(["-c", "2", "--deployment-file", "/nonexistent/dep.toml"])
         .assert()
-        .code(1)
+        .code(2) // a usage error: nothing was run
         .stderr(predicate::str::contains("/nonexistent/dep.toml"));
 }
