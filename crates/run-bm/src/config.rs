@@ -405,13 +405,13 @@ impl RunConfig {
                 let path = cli.dataset_path.clone().unwrap_or_default();
                 let opts = FileOptions {
                     seed,
-                    shuffle: !(cli.disable_shuffle && !cli.no_disable_shuffle),
+                    shuffle: !cli.disable_shuffle || cli.no_disable_shuffle,
                     output_len: out_override.or(match name {
                         DatasetName::Sharegpt => cli.sharegpt_output_len,
                         _ => cli.custom_output_len,
                     }),
-                    apply_chat_template: !(cli.custom_skip_chat_template
-                        && !cli.no_custom_skip_chat_template),
+                    apply_chat_template: !cli.custom_skip_chat_template
+                        || cli.no_custom_skip_chat_template,
                     endpoint: endpoint_kind,
                 };
                 Some(file_table(name, &path, tok, &opts, max_prompts, warm)?)

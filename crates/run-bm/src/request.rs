@@ -189,6 +189,39 @@ impl RunSettings {
     }
 }
 
+/// A completions body (`prompt`, `max_tokens`) rewritten for `protocol`: for the chat
+/// endpoint the prompt becomes one user message and `max_tokens` `max_completion_tokens`.
+pub fn for_protocol(protocol: Protocol, completions_body: Bytes) -> Bytes {
+    if protocol == Protocol::Completions {
+        return completions_body;
+    }
+    let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&completions_body) else {
+        return completions_body;
+    };
+    let mut out = Map::new();
+    for (k, v) in m {
+        match k.as_str() {
+            "prompt" => {
+                let text = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
+                out.insert(
+                    "messages".into(),
+                    serde_json::json!([{"role": "user", "content": [{"type": "text", "text": text}]}]),
+                );
+            }
+            "max_tokens" => {
+                out.insert("max_completion_tokens".into(), v);
+            }
+            _ => {
+                out.insert(k, v);
+            }
+        }
+    }
+    Bytes::from(Value::Object(out).to_string())
+}
+
 /// Parse `KEY=VALUE` (split on the first `=`, both sides trimmed), as vLLM's `--header`
 /// and `--metadata`.
 pub fn key_value(s: &str) -> Result<(String, String), String> {
@@ -286,6 +319,17 @@ mod tests {
         );
         let v: Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["messages"][0]["content"][0]["text"], "hi");
+    }
+
+    #[test]
+    fn smoke_body_for_chat() {
+        let b = Bytes::from(r#"{"model":"m","prompt":"Count: 1,","max_tokens":5,"stream":true}"#);
+        assert_eq!(for_protocol(Protocol::Completions, b.clone()), b);
+        let c = for_protocol(Protocol::Chat, b);
+        assert_eq!(
+            std::str::from_utf8(&c).unwrap(),
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"Count: 1,"}]}],"max_completion_tokens":5,"stream":true}"#
+        );
     }
 
     #[test]

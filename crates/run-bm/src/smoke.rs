@@ -64,7 +64,10 @@ pub async fn run_smoke(cfg: &RunConfig) -> anyhow::Result<SmokeReport> {
     let result = match tokio::time::timeout(
         timeout,
         client.stream_completion(
-            smoke_body(&cfg.served_model, cfg.continuous_usage),
+            crate::request::for_protocol(
+                cfg.body.protocol,
+                smoke_body(&cfg.served_model, cfg.continuous_usage),
+            ),
             "run-bm-smoke",
             &mut rec,
         ),

@@ -258,6 +258,26 @@ async fn chat_endpoint_streams_deltas() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_test_on_the_chat_endpoint() {
+    let server = recording_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let (code, out, err) = run(
+        dir.path(),
+        &["-s", "--backend", "openai-chat", "-u", &url, "-m", "fake"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("Smoke test passed"), "{out}");
+    let reqs = server.stats.recorded.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].path, "/v1/chat/completions");
+    let v: serde_json::Value = serde_json::from_slice(&reqs[0].raw_body).unwrap();
+    assert_eq!(v["messages"][0]["content"][0]["text"], "Count: 1, 2, 3,");
+    assert_eq!(v["max_completion_tokens"], 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_a_self_signed_certificate() {
     let server = recording_server().await;
     let front = TlsFront::start(server.addr).await.unwrap();
