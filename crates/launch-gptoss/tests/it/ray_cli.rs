@@ -266,3 +266,43 @@ fn unreachable_cluster_is_a_clear_error() {
             "cannot reach the Ray dashboard at {url}"
         )));
 }
+
+#[test]
+fn unambiguous_prefixes_of_long_flags_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    // `--tensor-parallel` (alias --tensor-parallel-size) and `--num-rep` (--num-replicas),
+    // as the seed's argparse accepted them.
+    let out = bin(dir.path())
+        .args([
+            "--mode",
+            "collocated",
+            "--tensor-parallel",
+            "4",
+            "--num-rep",
+            "2",
+            "--dry-r",
+            "--nodes",
+            "10.0.0.1:8",
+        ])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let cfg = &v["applications"][0]["args"]["llm_configs"][0];
+    assert_eq!(cfg["engine_kwargs"]["tensor_parallel_size"], 4);
+    assert_eq!(
+        cfg["deployment_config"]["autoscaling_config"]["min_replicas"],
+        2
+    );
+    // Ambiguous prefixes are usage errors.
+    bin(dir.path())
+        .args(["--mode", "pd-pack", "--p", "2", "--dry-run"])
+        .assert()
+        .code(2);
+    // Launch flags next to a subcommand are refused (exit 2), -v/-q are not.
+    bin(dir.path())
+        .args(["--mode", "collocated", "status"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--mode is a launch flag"));
+    bin(dir.path()).args(["-q", "shutdown"]).assert().success();
+}
