@@ -66,7 +66,10 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
 }
 
 fn launch(args: &cli::LaunchArgs) -> Result<i32, AppError> {
-    let req = args.request(std::env::args().collect())?;
+    let command = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let req = args.request(command)?;
     let backend: Box<dyn Backend> = match args.backend {
         cli::Backend::Ray => Box::new(RayBackend {
             opts: args.ray_options()?,

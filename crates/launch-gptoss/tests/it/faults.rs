@@ -560,3 +560,33 @@ fn sigint_while_waiting_for_ray_removes_the_app_and_exits_130() {
     );
     assert!(!dir.path().join(".pd-lab/deployment.toml").exists());
 }
+
+#[test]
+fn non_utf8_arguments_are_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"dep-\xff.toml"));
+    for backend in ["sim", "ray"] {
+        let out = StdCommand::new(exe())
+            .current_dir(dir.path())
+            .env_remove("PD_LAB_DEPLOYMENT")
+            .args([
+                "--backend",
+                backend,
+                "--mode",
+                "collocated",
+                "--dry-run",
+                "--nodes",
+                "10.0.0.1:8",
+            ])
+            .arg("--deployment-file")
+            .arg(&odd)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{backend}: {err}");
+        assert_ne!(out.status.code(), Some(101), "{backend}: {err}");
+    }
+}
