@@ -183,7 +183,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         )?;
     }
     if let Some(dir) = &cli.csv {
-        let paths = table::write_all_csv(&tables, dir, &name)
+        let paths = table::write_all_csv(&tables, &experiments, settings.gpus_per_node, dir, &name)
             .with_context(|| format!("writing CSV tables into {}", dir.display()))?;
         writeln!(
             out,

@@ -105,6 +105,15 @@ pub struct Summary {
     pub labels: Vec<(Metric, String)>,
 }
 
+/// `p = 0.042`, `p < 0.001`.
+pub fn fmt_p(p: f64) -> String {
+    if p < 0.001 {
+        "p < 0.001".to_string()
+    } else {
+        format!("p = {p:.3}")
+    }
+}
+
 fn tag(kind: SweepKind, value: f64) -> String {
     match kind {
         SweepKind::Concurrency => format!("conc {}", format_sweep_value(value)),
@@ -212,8 +221,8 @@ impl Summary {
         }
         let sig = self.tests.iter().filter(|t| t.significant()).count();
         format!(
-            "Significance (Welch's t-test, two-sided, α = {ALPHA}): {sig} of {} differences to \
-             the best configuration at a point are significant{}.",
+            "Significance (Welch's t-test, two-sided, α = {ALPHA}; differences in % of the best \
+             configuration at each point): {sig} of {} are significant{}.",
             self.tests.len(),
             if self.untested > 0 {
                 format!("; {} comparison(s) untested (a single run)", self.untested)
@@ -247,8 +256,10 @@ impl Summary {
                     .filter(|t| t.significant() == sig)
                     .map(|t| {
                         format!(
-                            "{} ({:+.1} %, p = {:.3})",
-                            self.names[t.other], t.diff_pct, t.p
+                            "{} ({:+.1} %, {})",
+                            self.names[t.other],
+                            t.diff_pct,
+                            fmt_p(t.p)
                         )
                     })
                     .collect::<Vec<_>>()
@@ -298,13 +309,13 @@ impl Summary {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {:+.1} % | {:.3} | {} |",
+                "| {} | {} | {} | {} | {:+.1} % | {} | {} |",
                 tag(t.kind, t.value),
                 self.label(t.metric),
                 side(t.best, &t.best_stats),
                 side(t.other, &t.other_stats),
                 t.diff_pct,
-                t.p,
+                fmt_p(t.p).trim_start_matches("p ").trim_start_matches("= "),
                 if t.significant() { "yes" } else { "no" }
             );
         }

@@ -641,6 +641,26 @@ where
         for w in px.windows(2) {
             placer.avoid_segment(w[0], w[1], 3);
         }
+        // Error bars (with their caps) are as solid as lines.
+        let bars = !s.band || s.y_err.iter().flatten().count() < 2;
+        for (pt, e) in s.points.iter().zip(&s.y_err) {
+            if let (true, Some((lo, hi))) = (bars, e) {
+                let (a, b) = (
+                    chart.backend_coord(&(pt.0, *lo)),
+                    chart.backend_coord(&(pt.0, *hi)),
+                );
+                placer.avoid_segment(a, b, 10);
+            }
+        }
+        for (pt, e) in s.points.iter().zip(&s.x_err) {
+            if let Some((lo, hi)) = e {
+                let (a, b) = (
+                    chart.backend_coord(&(*lo, pt.1)),
+                    chart.backend_coord(&(*hi, pt.1)),
+                );
+                placer.avoid_segment(a, b, 10);
+            }
+        }
     }
     let base = area.get_base_pixel();
     let place = |placer: &mut Placer,
