@@ -59,7 +59,8 @@ pub fn latency_vs_sweep(
     settings: &Settings,
     which: LatencyMetric,
 ) -> Panel {
-    let (name, key, f): (&str, &str, fn(&BenchResult) -> Option<f64>) = match which {
+    type Metric = fn(&BenchResult) -> Option<f64>;
+    let (name, key, f): (&str, &str, Metric) = match which {
         LatencyMetric::Tpot => ("TPOT", "median_tpot_ms", metrics::tpot_of),
         LatencyMetric::Ttft => ("TTFT", "median_ttft_ms", metrics::ttft_of),
     };
