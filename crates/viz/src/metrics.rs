@@ -42,7 +42,7 @@ pub fn ttft_of(r: &BenchResult) -> Option<f64> {
     r.median_ttft_ms().filter(|v| v.is_finite())
 }
 
-/// Throughput of a result (tokens/s, not normalised).
+/// Throughput of a result (token/s, not normalised).
 pub fn throughput_of(r: &BenchResult, metric: ThroughputMetric) -> Option<f64> {
     let out = Some(r.output_throughput).filter(|v| v.is_finite());
     match metric {
@@ -117,7 +117,7 @@ pub fn interactivity(tpot: Option<f64>) -> Option<f64> {
     tpot.filter(|v| *v > 0.0).map(|t| 1000.0 / t)
 }
 
-/// Raw throughput of a point (tokens/s).
+/// Raw throughput of a point (token/s).
 pub fn raw_throughput(p: &Point, metric: ThroughputMetric) -> Option<f64> {
     throughput_of(&p.result, metric)
 }

@@ -9,8 +9,6 @@ pub mod panels;
 pub mod pareto;
 pub mod ticks;
 
-use std::path::{Path, PathBuf};
-
 pub use figure::{Figure, LegendEntry, Panel, Series};
 pub use output::Format;
 
@@ -92,15 +90,6 @@ impl PlotType {
         }
         out
     }
-}
-
-/// `<dir>/<name>_<file-word>.<ext>`.
-pub fn output_path(dir: &Path, name: &str, plot_type: PlotType, format: Format) -> PathBuf {
-    dir.join(format!(
-        "{name}_{}.{}",
-        plot_type.file_word(),
-        format.extension()
-    ))
 }
 
 /// Panel sizes: the 3-panel figure is 3 × 1200 px wide, single panels 2100 px.

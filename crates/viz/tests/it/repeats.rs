@@ -63,6 +63,17 @@ fn runs_without_an_aggregate_become_one_point_with_a_hand_checked_ci() {
     assert!(fig.subtitle.iter().any(|s| s == "up to 3 runs per point"));
     let png = plot::output::render_png(&fig, None).unwrap();
     assert_eq!(&png[1..4], b"PNG");
+    // The long CSV says the point was aggregated here and carries the interval.
+    let csv = tmp.path().join("points.csv");
+    viz::table::write_points_csv(&loaded.experiments, 8, &csv).unwrap();
+    let mut rdr = csv::Reader::from_path(&csv).unwrap();
+    let head: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
+    let col = |n: &str| head.iter().position(|h| h == n).unwrap();
+    let rec = rdr.records().next().unwrap().unwrap();
+    assert_eq!(&rec[col("file")], "conc4.json");
+    assert_eq!((&rec[col("aggregated")], &rec[col("runs")]), ("yes", "3"));
+    let hi: f64 = rec[col("output_throughput_ci95_hi")].parse().unwrap();
+    assert!((hi - 1696.83).abs() < 0.05, "{hi}");
 }
 
 #[test]
