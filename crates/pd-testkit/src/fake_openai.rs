@@ -1,10 +1,13 @@
 //! A scripted OpenAI-compatible server for tests and the client-ceiling benchmark.
 //!
-//! It serves `GET /v1/models`, `GET /version` and `POST /v1/completions`; what each
-//! completion request gets is decided by a script function: a plain status and body,
-//! scripted SSE frames with delays (optionally breaking the connection afterwards), or a
-//! generated stream of `max_tokens` tokens at a fixed rate, like vLLM with
-//! `ignore_eos`. It counts requests and the peak number of requests in flight.
+//! It serves `GET /v1/models`, `GET /version`, `POST /tokenize`, `POST /v1/completions`
+//! and `POST /v1/chat/completions`; what each completion request gets is decided by a
+//! script function: a plain status and body, scripted SSE frames with delays (optionally
+//! breaking the connection afterwards), or a generated stream of `max_tokens` tokens at a
+//! fixed rate, like vLLM with `ignore_eos` (chat requests get vLLM's chat chunks: a role
+//! delta, then content deltas). It counts requests and the peak number of requests in
+//! flight, and with `keep_bodies` records every completion request as it arrived (path,
+//! headers, raw body) so tests can assert the bytes on the wire.
 
 use std::convert::Infallible;
 use std::io;
@@ -70,6 +73,25 @@ pub struct RequestInfo {
     pub prompt_tokens: u64,
     pub continuous_usage: bool,
     pub headers: hyper::HeaderMap,
+    /// `/v1/completions` or `/v1/chat/completions`.
+    pub path: String,
+    /// The body bytes as received.
+    pub raw_body: Bytes,
+}
+
+impl RequestInfo {
+    /// A chat completion request.
+    pub fn is_chat(&self) -> bool {
+        self.path.ends_with("/chat/completions")
+    }
+}
+
+/// A completion request as it arrived (kept when `keep_bodies`).
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub path: String,
+    pub headers: hyper::HeaderMap,
+    pub raw_body: Bytes,
 }
 
 /// The script.
@@ -83,6 +105,10 @@ pub struct ServerStats {
     pub max_in_flight: AtomicI64,
     /// Completion request bodies (kept when `keep_bodies`).
     pub bodies: Mutex<Vec<serde_json::Value>>,
+    /// Completion requests as they arrived (kept when `keep_bodies`).
+    pub recorded: Mutex<Vec<RecordedRequest>>,
+    /// `max_model_len` reported by `/v1/models` and `/tokenize` (0: not reported).
+    pub max_model_len: AtomicU64,
 }
 
 /// A running fake server (stops accepting when dropped).
@@ -221,11 +247,39 @@ async fn handle(
     let path = req.uri().path().to_string();
     match (req.method().as_str(), path.as_str()) {
         ("GET", "/v1/models") => {
-            let body = serde_json::json!({"object": "list", "data": [{"id": *model, "object": "model", "root": "fake/root-model"}]});
+            let mut entry =
+                serde_json::json!({"id": *model, "object": "model", "root": "fake/root-model"});
+            let max_len = stats.max_model_len.load(Ordering::SeqCst);
+            if max_len > 0 {
+                entry["max_model_len"] = max_len.into();
+            }
+            let body = serde_json::json!({"object": "list", "data": [entry]});
             return Ok(fixed(StatusCode::OK, body.to_string()));
         }
         ("GET", "/version") => return Ok(fixed(StatusCode::OK, r#"{"version":"fake-0"}"#.into())),
-        ("POST", "/v1/completions") => {}
+        ("POST", "/tokenize") => {
+            let bytes = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let body: serde_json::Value =
+                serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+            let words = body["prompt"]
+                .as_str()
+                .unwrap_or("")
+                .split_whitespace()
+                .count();
+            let mut out =
+                serde_json::json!({"count": words, "tokens": (0..words).collect::<Vec<_>>()});
+            let max_len = stats.max_model_len.load(Ordering::SeqCst);
+            if max_len > 0 {
+                out["max_model_len"] = max_len.into();
+            }
+            return Ok(fixed(StatusCode::OK, out.to_string()));
+        }
+        ("POST", "/v1/completions") | ("POST", "/v1/chat/completions") => {}
         _ => {
             return Ok(fixed(
                 StatusCode::NOT_FOUND,
@@ -243,22 +297,42 @@ async fn handle(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    let prompt_tokens = match &body["prompt"] {
-        serde_json::Value::Array(a) => a.len() as u64,
+    let words = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => s.split_whitespace().count() as u64,
+        serde_json::Value::Array(parts) => parts
+            .iter()
+            .map(|p| p["text"].as_str().unwrap_or("").split_whitespace().count() as u64)
+            .sum(),
+        _ => 0,
+    };
+    let prompt_tokens = match (&body["prompt"], &body["messages"]) {
+        (serde_json::Value::Array(a), _) => a.len() as u64,
+        (serde_json::Value::String(s), _) => s.split_whitespace().count() as u64,
+        (_, serde_json::Value::Array(msgs)) => msgs.iter().map(|m| words(&m["content"])).sum(),
         _ => 0,
     };
     let info = RequestInfo {
         index,
-        max_tokens: body["max_tokens"].as_u64(),
+        max_tokens: body["max_tokens"]
+            .as_u64()
+            .or_else(|| body["max_completion_tokens"].as_u64()),
         prompt_tokens,
         continuous_usage: body["stream_options"]["continuous_usage_stats"].as_bool() == Some(true),
         body,
         headers,
+        path,
+        raw_body: bytes,
     };
     if keep_bodies {
         if let Ok(mut b) = stats.bodies.lock() {
             b.push(info.body.clone());
+        }
+        if let Ok(mut r) = stats.recorded.lock() {
+            r.push(RecordedRequest {
+                path: info.path.clone(),
+                headers: info.headers.clone(),
+                raw_body: info.raw_body.clone(),
+            });
         }
     }
     let reply = script(&info);
@@ -319,6 +393,7 @@ async fn generate(
 ) {
     let n = spec.tokens.or(info.max_tokens).unwrap_or(16);
     let per = spec.tokens_per_chunk.max(1);
+    let chat = info.is_chat();
     let mut sent = 0u64;
     while sent < n {
         let upto = (sent + per).min(n);
@@ -326,6 +401,22 @@ async fn generate(
         tokio::time::sleep_until(when).await;
         let text = " x".repeat((upto - sent) as usize);
         let finish = if upto == n { "\"length\"" } else { "null" };
+        if chat {
+            // vLLM's chat stream: a role-only delta first, then content deltas.
+            let role = if sent == 0 {
+                "data: {\"id\":\"chatcmpl-fake\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
+            } else {
+                ""
+            };
+            let msg = format!(
+                "{role}data: {{\"id\":\"chatcmpl-fake\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{text}\"}},\"logprobs\":null,\"finish_reason\":{finish}}}]}}\n\n"
+            );
+            if tx.send(Ok(Bytes::from(msg))).await.is_err() {
+                return;
+            }
+            sent = upto;
+            continue;
+        }
         let usage = if info.continuous_usage {
             format!(
                 ",\"usage\":{{\"prompt_tokens\":{},\"completion_tokens\":{upto},\"total_tokens\":{}}}",

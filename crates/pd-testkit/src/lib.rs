@@ -5,9 +5,11 @@
 //! * [`net`]: free ports and a minimal HTTP/1.1 client for asserting on responses.
 //! * [`fake_openai`]: a scripted OpenAI-compatible server (also used by benchmarks).
 //! * [`fake_ray`]: a fake Ray dashboard + Serve endpoint.
+//! * [`tls`]: a TLS front with a self-signed certificate made on the spot.
 
 pub mod fake_openai;
 pub mod fake_ray;
 pub mod fixtures;
 pub mod net;
 pub mod process;
+pub mod tls;

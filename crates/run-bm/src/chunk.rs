@@ -63,6 +63,8 @@ enum Field {
 #[serde(field_identifier, rename_all = "lowercase")]
 enum ChoiceField {
     Text,
+    /// Chat streams: `{"delta": {"content": …}}`.
+    Delta,
     #[serde(other)]
     Other,
 }
@@ -246,6 +248,7 @@ impl<'de> Visitor<'de> for ChoiceSeed<'_> {
         while let Some(key) = map.next_key::<ChoiceField>()? {
             match (key, text.as_deref_mut()) {
                 (ChoiceField::Text, Some(sink)) => map.next_value_seed(AppendText(sink))?,
+                (ChoiceField::Delta, Some(sink)) => map.next_value_seed(DeltaSeed(sink))?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -257,6 +260,51 @@ impl<'de> Visitor<'de> for ChoiceSeed<'_> {
         Ok(())
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// A chat `delta`: its `content` (and reasoning text, so output can be counted by a
+/// tokenizer when the server sends no usage) is appended.
+struct DeltaSeed<'s>(&'s mut String);
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum DeltaField {
+    Content,
+    ReasoningContent,
+    Reasoning,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> DeserializeSeed<'de> for DeltaSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DeltaSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a delta object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let sink = self.0;
+        while let Some(key) = map.next_key::<DeltaField>()? {
+            match key {
+                DeltaField::Content | DeltaField::ReasoningContent | DeltaField::Reasoning => {
+                    map.next_value_seed(AppendText(&mut *sink))?
+                }
+                DeltaField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         Ok(())
     }
 }

@@ -1,15 +1,20 @@
-//! HTTP/1.1 client for OpenAI-compatible servers: one shared keep-alive pool,
-//! `POST /v1/completions` with streaming (spec D.1–D.5), `GET` for readiness checks.
+//! HTTP/1.1 client for OpenAI-compatible servers: one shared keep-alive pool, `http://` or
+//! `https://` (rustls, see [`crate::tls`]), `POST` of the completions or chat endpoint with
+//! streaming (spec D.1–D.5), `GET` for readiness checks.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use pd_common::url::BaseUrl;
+
+use crate::tls::{client_config, TlsOptions};
 
 use crate::chunk::{error_message, StreamError, StreamRecorder};
 use crate::sse::SseParser;
@@ -23,6 +28,10 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub enum ClientError {
     #[error("invalid base URL '{url}': {reason}")]
     BadUrl { url: String, reason: String },
+    #[error("invalid --header '{name}': {reason}")]
+    BadHeader { name: String, reason: String },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot reach {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("{url} answered HTTP {status}: {message}")]
@@ -81,32 +90,84 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
+/// How the client talks to the server besides the URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// `Authorization: Bearer …`.
+    pub api_key: Option<String>,
+    /// `--header KEY=VALUE` pairs, sent with every request (they override the defaults,
+    /// never the request id).
+    pub headers: Vec<(String, String)>,
+    pub tls: TlsOptions,
+}
+
 /// The shared client.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
     completions: Uri,
     auth: Option<HeaderValue>,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl HttpClient {
-    /// `base_url` like `http://127.0.0.1:8000` (a path prefix is kept), `endpoint` like
-    /// `/v1/completions`.
+    /// `base_url` like `http://127.0.0.1:8000` or `https://host/prefix` (a path prefix is
+    /// kept), `endpoint` like `/v1/completions`.
     pub fn new(base_url: &str, endpoint: &str, api_key: Option<&str>) -> Result<Self, ClientError> {
+        Self::with_options(
+            base_url,
+            endpoint,
+            &ClientOptions {
+                api_key: api_key.map(str::to_string),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// The client of a run (URL, endpoint, key, headers, TLS of the configuration).
+    pub fn for_config(cfg: &crate::config::RunConfig) -> Result<Self, ClientError> {
+        Self::with_options(&cfg.base_url, &cfg.endpoint, &cfg.client_options())
+    }
+
+    /// The client with all its options.
+    pub fn with_options(
+        base_url: &str,
+        endpoint: &str,
+        opts: &ClientOptions,
+    ) -> Result<Self, ClientError> {
         let bad = |reason: &str| ClientError::BadUrl {
-            url: base_url.to_string(),
+            url: pd_common::url::redact_userinfo(base_url),
             reason: reason.to_string(),
         };
-        let base = base_url.trim().trim_end_matches('/').to_string();
-        if base.starts_with("https://") {
+        let trimmed = base_url.trim();
+        if !trimmed.contains("://") {
             return Err(bad(
-                "https is not supported; use http:// (a local proxy or port-forward for TLS)",
+                "must start with http:// or https://, e.g. http://127.0.0.1:8000",
             ));
         }
-        if !base.starts_with("http://") {
-            return Err(bad("must start with http://, e.g. http://127.0.0.1:8000"));
-        }
+        let parsed = BaseUrl::parse(trimmed, 80).map_err(|e| bad(&e.to_string()))?;
+        // The base as written, without a default port (so the Host header is plain).
+        let default_port = match parsed.scheme {
+            pd_common::url::Scheme::Http => 80,
+            pd_common::url::Scheme::Https => 443,
+        };
+        let host = if parsed.host.contains(':') {
+            format!("[{}]", parsed.host)
+        } else {
+            parsed.host.clone()
+        };
+        let base = if parsed.port == default_port {
+            format!("{}://{host}{}", parsed.scheme.as_str(), parsed.prefix)
+        } else {
+            format!(
+                "{}://{host}:{}{}",
+                parsed.scheme.as_str(),
+                parsed.port,
+                parsed.prefix
+            )
+        };
+        let api_key = opts.api_key.as_deref();
         let endpoint = if endpoint.starts_with('/') {
             endpoint.to_string()
         } else {
@@ -125,20 +186,49 @@ impl HttpClient {
             ),
             _ => None,
         };
+        let mut headers = Vec::with_capacity(opts.headers.len());
+        for (k, v) in &opts.headers {
+            let bad_header = |reason: String| ClientError::BadHeader {
+                name: k.clone(),
+                reason,
+            };
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| bad_header(format!("not a header name ({e})")))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|e| bad_header(format!("not a header value ({e})")))?;
+            headers.push((name, value));
+        }
         let mut conn = HttpConnector::new();
         conn.set_nodelay(true);
         conn.set_keepalive(Some(Duration::from_secs(60)));
         conn.set_connect_timeout(Some(Duration::from_secs(30)));
+        conn.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(client_config(&opts.tls)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(conn);
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(usize::MAX)
-            .build(conn);
+            .build(https);
         Ok(HttpClient {
             inner,
             base,
             completions,
             auth,
+            headers,
         })
+    }
+
+    /// `--header` pairs onto a built request (a request id already set is kept).
+    fn apply_headers<B>(&self, req: &mut Request<B>) {
+        for (name, value) in &self.headers {
+            if name == "x-request-id" && req.headers().contains_key(name) {
+                continue;
+            }
+            req.headers_mut().insert(name.clone(), value.clone());
+        }
     }
 
     pub fn base_url(&self) -> &str {
@@ -162,9 +252,10 @@ impl HttpClient {
         if let Some(a) = &self.auth {
             req = req.header(AUTHORIZATION, a.clone());
         }
-        let req = req
+        let mut req = req
             .body(Full::new(Bytes::new()))
             .map_err(|e| unreachable(e.to_string()))?;
+        self.apply_headers(&mut req);
         let fut = async {
             let resp = self
                 .inner
@@ -172,6 +263,61 @@ impl HttpClient {
                 .await
                 .map_err(|e| unreachable(error_chain(&e)))?;
             let status = resp.status().as_u16();
+            let body = Limited::new(resp.into_body(), 1 << 20)
+                .collect()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| unreachable(format!("no answer within {:.0} s", timeout.as_secs_f64())))?
+    }
+
+    /// `POST {base}{path}` with a JSON body: status and body (at most 1 MiB), with a
+    /// timeout (for small control requests such as vLLM's `/tokenize`). With
+    /// `status_only`, a 2xx answer returns at once with an empty body (the response is
+    /// dropped, so a stream is not waited for).
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: Bytes,
+        timeout: Duration,
+        status_only: bool,
+    ) -> Result<(u16, Bytes), ClientError> {
+        let url = format!("{}{path}", self.base);
+        let unreachable = |reason: String| ClientError::Unreachable {
+            url: url.clone(),
+            reason,
+        };
+        let uri: Uri =
+            url.parse()
+                .map_err(|e: hyper::http::uri::InvalidUri| ClientError::BadUrl {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?;
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(a) = &self.auth {
+            req = req.header(AUTHORIZATION, a.clone());
+        }
+        let mut req = req
+            .body(Full::new(body))
+            .map_err(|e| unreachable(e.to_string()))?;
+        self.apply_headers(&mut req);
+        let fut = async {
+            let resp = self
+                .inner
+                .request(req)
+                .await
+                .map_err(|e| unreachable(error_chain(&e)))?;
+            let status = resp.status().as_u16();
+            if status_only && (200..300).contains(&status) {
+                return Ok((status, Bytes::new()));
+            }
             let body = Limited::new(resp.into_body(), 1 << 20)
                 .collect()
                 .await
@@ -202,13 +348,14 @@ impl HttpClient {
         if let Ok(v) = HeaderValue::from_str(request_id) {
             req = req.header("x-request-id", v);
         }
-        let req = req.body(Full::new(body)).map_err(|e| {
+        let mut req = req.body(Full::new(body)).map_err(|e| {
             RequestError::new(
                 FailureKind::Transport,
                 0,
                 format!("cannot build request: {e}"),
             )
         })?;
+        self.apply_headers(&mut req);
         rec.st = Instant::now();
         let resp = self.inner.request(req).await.map_err(|e| {
             RequestError::new(
@@ -297,7 +444,15 @@ mod tests {
     #[test]
     fn base_url_validation() {
         assert!(HttpClient::new("http://127.0.0.1:8000/", "/v1/completions", None).is_ok());
-        for bad in ["127.0.0.1:8000", "https://x", "http://", "ftp://x"] {
+        let c = HttpClient::new("https://example.invalid/llm/", "/v1/completions", None).unwrap();
+        assert_eq!(c.base_url(), "https://example.invalid/llm");
+        for bad in [
+            "127.0.0.1:8000",
+            "http://",
+            "ftp://x",
+            "http://u:p@h:1",
+            "http://h:70000",
+        ] {
             assert!(
                 HttpClient::new(bad, "/v1/completions", None).is_err(),
                 "{bad}"

@@ -14,7 +14,7 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("run-bm: error: {e:#}");
-            std::process::exit(1);
+            std::process::exit(run_bm::exit_code_of(&e));
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use pd_common::manifest::{capture_env, ClientHost, PointEntry, MANIFEST_FORMAT_VERSION};
 use pd_common::naming::{MANIFEST_FILE, REQUESTS_CSV_SUFFIX};
 use pd_common::requests::{write_requests_csv, RequestRecord};
-use pd_common::{BenchResult, ExperimentManifest, PdLabExtra, RequestRate};
+use pd_common::{BenchResult, ExperimentManifest, PdLabExtra};
 use serde_json::{Map, Value};
 
 use crate::config::{PointSpec, RunConfig};
@@ -72,6 +72,7 @@ pub fn build_result(
         Value::String(cfg.prompt_format.as_str().into()),
     );
     other.insert("seed".into(), Value::from(cfg.seed));
+    other.insert("dataset".into(), cfg.dataset_json(outs));
     other.insert("warmup_requests".into(), Value::from(facts.warmup_sent));
     other.insert("requests_planned".into(), Value::from(point.num_prompts));
     other.insert("requests_sent".into(), Value::from(outs.len() as u64));
@@ -130,11 +131,11 @@ pub fn build_result(
         backend: cfg.backend.clone(),
         label: cfg.label.clone(),
         model_id: facts.model_id.clone(),
-        tokenizer_id: Some(facts.model_id.clone()),
-        num_prompts: point.num_prompts,
-        request_rate: RequestRate::from_f64(point.rate),
+        tokenizer_id: Some(cfg.tokenizer_id(&facts.model_id)),
+        num_prompts: point.result_num_prompts(),
+        request_rate: point.result_request_rate(),
         burstiness: cfg.burstiness,
-        max_concurrency: point.max_concurrency,
+        max_concurrency: point.result_max_concurrency(),
         duration: m.duration,
         completed: m.completed,
         failed: Some(m.failed),
@@ -172,6 +173,7 @@ pub fn build_result(
     for (k, v) in m.stat_keys() {
         result.set_stat(k, v);
     }
+    crate::request::apply_metadata(&mut result, &cfg.metadata);
     result
 }
 
@@ -271,6 +273,7 @@ fn load_or_new_manifest(
         Value::String(cfg.prompt_format.as_str().into()),
     );
     other.insert("seed".into(), Value::from(cfg.seed));
+    other.insert("dataset".into(), cfg.dataset.record.to_json());
     Ok(ExperimentManifest {
         format_version: MANIFEST_FORMAT_VERSION,
         exp_name: cfg.exp_name.clone(),

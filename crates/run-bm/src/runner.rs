@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -41,31 +40,6 @@ pub struct RunSettings {
     pub grace: Duration,
     /// `x-request-id` prefix.
     pub request_id_prefix: String,
-}
-
-impl RunSettings {
-    /// The JSON body of request `index` (spec D.2 key order).
-    pub fn body(&self, index: u64) -> Bytes {
-        let mut out = Vec::with_capacity(64 + self.prompts.len() as usize * 7);
-        out.extend_from_slice(b"{\"model\":");
-        out.extend_from_slice(
-            serde_json::to_string(&self.model)
-                .unwrap_or_else(|_| "\"\"".into())
-                .as_bytes(),
-        );
-        out.extend_from_slice(b",\"prompt\":");
-        self.prompts.write_json(index, &mut out);
-        out.extend_from_slice(b",\"repetition_penalty\":1.0,\"max_tokens\":");
-        out.extend_from_slice(self.max_tokens.to_string().as_bytes());
-        out.extend_from_slice(
-            b",\"logprobs\":null,\"stream\":true,\"stream_options\":{\"include_usage\":true",
-        );
-        if self.continuous_usage {
-            out.extend_from_slice(b",\"continuous_usage_stats\":true");
-        }
-        out.extend_from_slice(b"},\"ignore_eos\":true}");
-        Bytes::from(out)
-    }
 }
 
 /// One point's plan.
@@ -300,7 +274,7 @@ async fn run_one(
             index,
             scheduled_s,
             arrival_s,
-            client_prompt_len: settings.prompts.len(),
+            client_prompt_len: settings.prompts.prompt_len(prompt_index),
         },
     );
     if let Some(f) = &outcome.failure {

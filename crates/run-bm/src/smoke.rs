@@ -51,7 +51,7 @@ pub fn smoke_body(model: &str, continuous_usage: bool) -> Bytes {
 /// Run the smoke test; prints as it goes. `Err` only for setup problems (bad URL,
 /// unreachable server); a failed completion is a report with `ok = false`.
 pub async fn run_smoke(cfg: &RunConfig) -> anyhow::Result<SmokeReport> {
-    let client = HttpClient::new(&cfg.base_url, &cfg.endpoint, cfg.api_key.as_deref())?;
+    let client = HttpClient::for_config(cfg)?;
     check_server(&client, &cfg.served_model).await?;
     println!(
         "Smoke test: POST {}{} (model {}, {} tokens)",
@@ -64,7 +64,10 @@ pub async fn run_smoke(cfg: &RunConfig) -> anyhow::Result<SmokeReport> {
     let result = match tokio::time::timeout(
         timeout,
         client.stream_completion(
-            smoke_body(&cfg.served_model, cfg.continuous_usage),
+            crate::request::for_protocol(
+                cfg.body.protocol,
+                smoke_body(&cfg.served_model, cfg.continuous_usage),
+            ),
             "run-bm-smoke",
             &mut rec,
         ),

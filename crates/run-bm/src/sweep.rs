@@ -10,7 +10,6 @@ use crate::config::{PointSpec, RunConfig};
 use crate::output::{build_result, write_point, RunFacts};
 use crate::probe::{check_server, ProbeError};
 use crate::progress::Progress;
-use crate::prompt::PromptGen;
 use crate::runner::{run_point, LiveStats, PointPlan, RunSettings};
 use crate::schedule::ScheduleReport;
 use crate::summary::{render, SummaryHeader};
@@ -55,19 +54,22 @@ pub fn settings(cfg: &RunConfig, client: HttpClient) -> RunSettings {
     RunSettings {
         client,
         model: cfg.served_model.clone(),
-        prompts: PromptGen::new(&cfg.workload, cfg.prompt_format, cfg.seed, cfg.vocab_size),
+        prompts: cfg.prompts(),
         max_tokens: cfg.workload.output_len(),
         timeout: cfg.timeout,
-        keep_text: cfg.save_detailed,
+        keep_text: cfg.keep_text(),
         continuous_usage: cfg.continuous_usage,
         grace: cfg.grace,
-        request_id_prefix: format!("run-bm-{tag:08x}-"),
+        request_id_prefix: cfg
+            .request_id_prefix
+            .clone()
+            .unwrap_or_else(|| format!("run-bm-{tag:08x}-")),
     }
 }
 
 /// Run every point of `cfg`.
 pub async fn run_sweep(cfg: &RunConfig, cancel: &Cancel) -> Result<SweepOutcome, SweepError> {
-    let client = HttpClient::new(&cfg.base_url, &cfg.endpoint, cfg.api_key.as_deref())?;
+    let client = HttpClient::for_config(cfg)?;
     let info = check_server(&client, &cfg.served_model).await?;
     let model_id = cfg
         .model_id
@@ -159,8 +161,11 @@ pub async fn run_sweep(cfg: &RunConfig, cancel: &Cancel) -> Result<SweepOutcome,
             live.clone(),
             cfg.progress_bar,
         );
-        let run = run_point(settings.clone(), &plan, cancel, live).await;
+        let mut run = run_point(settings.clone(), &plan, cancel, live).await;
         progress.finish().await;
+        settings
+            .prompts
+            .count_output_tokens(&mut run.outcomes, cfg.save_detailed);
         // Client-queue blocks exist only with a concurrency cap (and, for the one
         // including E2EL, a finite rate), as in vLLM.
         let opts = MetricOptions {
@@ -242,6 +247,9 @@ fn report_errors(point: &PointSpec, outcomes: &[pd_common::bench::RequestOutcome
     }
     for (e, n) in counts.iter().take(5) {
         eprintln!("[{}] {n} request(s) failed: {e}", stem(point));
+        if let Some(fix) = crate::preflight::hint(e) {
+            eprintln!("[{}]   fix: {fix}", stem(point));
+        }
     }
     if counts.len() > 5 {
         eprintln!(

@@ -16,3 +16,30 @@ pub fn run_bm(dir: &Path, args: &[&str]) -> Command {
         .stderr(Stdio::piped());
     cmd
 }
+
+/// Run the binary in `dir` to completion (off the async runtime): (exit code, stdout,
+/// stderr). `env` is set for the child.
+pub async fn run_to_end_env(
+    dir: &Path,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+) -> (i32, String, String) {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut cmd = run_bm(&dir, &args);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let mut child = ChildGuard::spawn(&mut cmd);
+        let (status, out, err) = child.wait_timeout(std::time::Duration::from_secs(120));
+        (status.code().unwrap_or(-1), out, err)
+    })
+    .await
+    .unwrap()
+}
+
+/// Owned strings of `v`.
+pub fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}

@@ -126,8 +126,9 @@ async fn concurrency_sweep_writes_vllm_compatible_files() {
         (r.num_prompts, r.completed, r.failed, r.max_concurrency),
         (10, 10, Some(0), Some(2))
     );
-    assert_eq!(r.request_rate, RequestRate::Inf);
-    assert_eq!(v["request_rate"], "inf");
+    // As the seed's run_bm.sh writes a concurrency point (its viz.py reads it).
+    assert_eq!(r.request_rate, RequestRate::Finite(1e9));
+    assert_eq!(v["request_rate"], 1e9);
     assert_eq!((r.total_input_tokens, r.total_output_tokens), (80, 50));
     assert_eq!(
         r.model_id, "fake/root-model",
@@ -211,9 +212,10 @@ async fn rate_point_and_result_file_options() {
         "{out}"
     );
     let r = BenchResult::read(&dir.path().join("out/run=0.json")).unwrap();
+    // An uncapped rate point: max_concurrency 1e9, as the seed's run_bm.sh writes it.
     assert_eq!(
         (r.num_prompts, r.completed, r.max_concurrency),
-        (12, 12, None)
+        (12, 12, Some(1_000_000_000))
     );
     assert_eq!(r.request_rate, RequestRate::Finite(40.0));
     assert_eq!(r.total_output_tokens, 12, "prefill-only asks for 1 token");

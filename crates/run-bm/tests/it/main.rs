@@ -3,7 +3,10 @@
 mod cli;
 mod cli_doc;
 mod common;
+mod datasets;
+mod drop_in;
 mod e2e;
 mod metrics_scripted;
 mod schedule_stats;
 mod server_runs;
+mod tok;
