@@ -76,6 +76,10 @@ class Original:
                 continue
             key = result.get("max_concurrency")
             if key is not None:
+                if key in points:  # the earlier file is no longer shown
+                    errors.append(
+                        f"{points[key][1]}: hidden by {f.name} (both have max_concurrency {key})"
+                    )
                 points[key] = (result, f.name)
         return points, errors
 
@@ -219,10 +223,13 @@ def main():
             if r.get("aggregated") == "yes":
                 continue
             if f not in read_by_them:
-                failures.append(
-                    f"{d}/{f}: viz.py cannot read this point (max_concurrency is "
-                    f"{json.load(open(os.path.join(d, f))).get('max_concurrency')!r})"
+                mc = json.load(open(os.path.join(d, f))).get("max_concurrency")
+                why = (
+                    "it has no max_concurrency"
+                    if mc is None
+                    else f"another file has the same max_concurrency ({mc}) and hides it"
                 )
+                failures.append(f"{d}/{f}: viz.py does not show this point: {why}")
         for key, f in theirs.items():
             row = ours_here.get(f)
             if row is None:
