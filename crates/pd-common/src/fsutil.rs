@@ -97,15 +97,39 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Create `dir` (and its parents) and prove that files can be created, written and
-/// removed in it, before any work whose results would go there.
-pub fn ensure_writable_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let probe = dir.join(".pd-lab-write-check");
-    let mut tmp = temp_beside(&probe, dir, MODE_SHARED).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(b"ok").map_err(|e| Error::io(dir, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(dir, e))?;
-    tmp.close().map_err(|e| Error::io(dir, e))
+/// Prove that files can be created in `dir` before any work whose results would go there,
+/// without creating anything that stays: when `dir` does not exist yet, its nearest
+/// existing ancestor must be a writable directory (the rest is created when the first
+/// file is written).
+pub fn check_writable_dir(dir: &Path) -> Result<()> {
+    let mut probe_dir = dir;
+    loop {
+        match std::fs::metadata(probe_dir) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => {
+                return Err(Error::io(
+                    probe_dir,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotADirectory,
+                        "exists and is not a directory",
+                    ),
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match probe_dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => probe_dir = p,
+                _ => {
+                    probe_dir = Path::new(".");
+                    break;
+                }
+            },
+            Err(e) => return Err(Error::io(probe_dir, e)),
+        }
+    }
+    let probe = probe_dir.join(".pd-lab-write-check");
+    let mut tmp =
+        temp_beside(&probe, probe_dir, MODE_SHARED).map_err(|e| Error::io(probe_dir, e))?;
+    tmp.write_all(b"ok").map_err(|e| Error::io(probe_dir, e))?;
+    tmp.close().map_err(|e| Error::io(probe_dir, e))
 }
 
 /// Move `path` aside to `<path>.<tag>-<YYYYmmdd-HHMMSS>` (a counter is added if that name
@@ -215,11 +239,12 @@ mod tests {
     #[test]
     fn writable_check_and_keep_aside() {
         let dir = tempfile::tempdir().unwrap();
-        ensure_writable_dir(&dir.path().join("a/b")).unwrap();
-        assert!(names(&dir.path().join("a/b")).is_empty());
+        check_writable_dir(&dir.path().join("a/b")).unwrap();
+        assert!(names(dir.path()).is_empty(), "nothing created");
         let file = dir.path().join("f");
         std::fs::write(&file, "x").unwrap();
-        assert!(ensure_writable_dir(&file.join("sub")).is_err());
+        assert!(check_writable_dir(&file.join("sub")).is_err());
+        assert!(check_writable_dir(&file).is_err());
         let kept = keep_aside(&file, "corrupt").unwrap();
         assert!(!file.exists());
         assert!(kept

@@ -14,6 +14,8 @@ use hyper_util::rt::TokioExecutor;
 use crate::chunk::{error_message, StreamError, StreamRecorder};
 use crate::sse::SseParser;
 use pd_common::bench::{Failure, FailureKind};
+use pd_common::diag::error_chain;
+use pd_common::url::BaseUrl;
 
 /// Largest error body read from a non-200 response.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -54,7 +56,9 @@ impl RequestError {
     /// A failure inside a 200 stream.
     fn stream(e: StreamError) -> Self {
         let kind = match e {
-            StreamError::Json { .. } => FailureKind::Malformed,
+            StreamError::Json { .. }
+            | StreamError::Oversized(_)
+            | StreamError::TooManyChunks { .. } => FailureKind::Malformed,
             StreamError::ErrorEvent(_) => FailureKind::ErrorEvent,
         };
         RequestError::new(kind, 200, e.to_string())
@@ -66,21 +70,6 @@ impl RequestError {
     }
 }
 
-/// Full text of an error and its sources.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(src) = cur {
-        let t = src.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = src.source();
-    }
-    s
-}
-
 /// The shared client.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
@@ -88,6 +77,16 @@ pub struct HttpClient {
     base: String,
     completions: Uri,
     auth: Option<HeaderValue>,
+    /// No byte of a streaming body for this long fails the request (`Stalled`).
+    stall_timeout: Option<Duration>,
+}
+
+/// A `GET` answer.
+#[derive(Debug, Clone)]
+pub struct GetResponse {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
 }
 
 impl HttpClient {
@@ -95,18 +94,21 @@ impl HttpClient {
     /// `/v1/completions`.
     pub fn new(base_url: &str, endpoint: &str, api_key: Option<&str>) -> Result<Self, ClientError> {
         let bad = |reason: &str| ClientError::BadUrl {
-            url: base_url.to_string(),
+            url: pd_common::url::redact_userinfo(base_url),
             reason: reason.to_string(),
         };
-        let base = base_url.trim().trim_end_matches('/').to_string();
-        if base.starts_with("https://") {
+        let parsed = BaseUrl::parse(base_url, 80).map_err(|e| match e {
+            pd_common::Error::Invalid { message, .. } => bad(message
+                .split_once("': ")
+                .map_or(message.as_str(), |(_, reason)| reason)),
+            other => bad(&other.to_string()),
+        })?;
+        if parsed.scheme == pd_common::url::Scheme::Https {
             return Err(bad(
                 "https is not supported; use http:// (a local proxy or port-forward for TLS)",
             ));
         }
-        if !base.starts_with("http://") {
-            return Err(bad("must start with http://, e.g. http://127.0.0.1:8000"));
-        }
+        let base = parsed.to_string();
         let endpoint = if endpoint.starts_with('/') {
             endpoint.to_string()
         } else {
@@ -138,7 +140,15 @@ impl HttpClient {
             base,
             completions,
             auth,
+            stall_timeout: None,
         })
+    }
+
+    /// Fail a streaming request when no byte of its body arrives for `stall` (after the
+    /// response headers; waiting for them is bounded by the request timeout).
+    pub fn with_stall_timeout(mut self, stall: Option<Duration>) -> Self {
+        self.stall_timeout = stall;
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -147,7 +157,26 @@ impl HttpClient {
 
     /// `GET {base}{path}`: status and body (at most 1 MiB), with a timeout.
     pub async fn get(&self, path: &str, timeout: Duration) -> Result<(u16, Bytes), ClientError> {
-        let url = format!("{}{path}", self.base);
+        let r = self
+            .get_url(&format!("{}{path}", self.base), timeout)
+            .await?;
+        Ok((r.status, r.body))
+    }
+
+    /// `GET {base}{path}` with the response headers.
+    pub async fn get_full(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<GetResponse, ClientError> {
+        self.get_url(&format!("{}{path}", self.base), timeout).await
+    }
+
+    /// `GET` of any `http://` URL through the shared pool (the API key is sent only to
+    /// this client's own server).
+    pub async fn get_url(&self, url: &str, timeout: Duration) -> Result<GetResponse, ClientError> {
+        let own = url.starts_with(&self.base);
+        let url = url.to_string();
         let unreachable = |reason: String| ClientError::Unreachable {
             url: url.clone(),
             reason,
@@ -159,7 +188,7 @@ impl HttpClient {
                     reason: e.to_string(),
                 })?;
         let mut req = Request::builder().method(Method::GET).uri(uri);
-        if let Some(a) = &self.auth {
+        if let (Some(a), true) = (&self.auth, own) {
             req = req.header(AUTHORIZATION, a.clone());
         }
         let req = req
@@ -172,12 +201,17 @@ impl HttpClient {
                 .await
                 .map_err(|e| unreachable(error_chain(&e)))?;
             let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
             let body = Limited::new(resp.into_body(), 1 << 20)
                 .collect()
                 .await
                 .map_err(|e| unreachable(e.to_string()))?
                 .to_bytes();
-            Ok((status, body))
+            Ok(GetResponse {
+                status,
+                headers,
+                body,
+            })
         };
         tokio::time::timeout(timeout, fut)
             .await
@@ -237,7 +271,24 @@ impl HttpClient {
         let mut body = resp.into_body();
         let mut parser = SseParser::new();
         loop {
-            match body.frame().await {
+            let frame = match self.stall_timeout {
+                None => body.frame().await,
+                Some(stall) => match tokio::time::timeout(stall, body.frame()).await {
+                    Ok(f) => f,
+                    Err(_) => {
+                        return Err(RequestError::new(
+                            FailureKind::Stalled,
+                            200,
+                            format!(
+                                "stalled: no data for {:.1} s after {} chunks (--stall-timeout)",
+                                stall.as_secs_f64(),
+                                rec.chunks()
+                            ),
+                        ))
+                    }
+                },
+            };
+            match frame {
                 None => break,
                 Some(Err(e)) => {
                     return Err(RequestError::new(
@@ -271,6 +322,27 @@ impl HttpClient {
                 "Never received a valid chunk to calculate TTFT (the stream ended without any completion chunk)",
             ));
         }
+        if !parser.saw_done() {
+            return Err(RequestError::new(
+                FailureKind::Incomplete,
+                200,
+                format!(
+                    "incomplete: the stream ended without data: [DONE] after {} chunks (connection closed early)",
+                    rec.chunks()
+                ),
+            ));
+        }
+        if let (Some(want), Some(got)) = (rec.expect_tokens, rec.reported_tokens()) {
+            if got < want {
+                return Err(RequestError::new(
+                    FailureKind::Incomplete,
+                    200,
+                    format!(
+                        "incomplete: the stream carried {got} of the {want} tokens asked for (max_tokens with ignore_eos)"
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -297,7 +369,14 @@ mod tests {
     #[test]
     fn base_url_validation() {
         assert!(HttpClient::new("http://127.0.0.1:8000/", "/v1/completions", None).is_ok());
-        for bad in ["127.0.0.1:8000", "https://x", "http://", "ftp://x"] {
+        assert!(HttpClient::new("127.0.0.1:8000", "/v1/completions", None).is_ok());
+        for bad in [
+            "http://h:99999",
+            "https://x",
+            "http://",
+            "ftp://x",
+            "http://u:p@h:1",
+        ] {
             assert!(
                 HttpClient::new(bad, "/v1/completions", None).is_err(),
                 "{bad}"

@@ -28,6 +28,17 @@ impl From<pd_common::Error> for ConfigError {
     }
 }
 
+/// Where the base URL came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlSource {
+    /// `-u/--base-url`.
+    Flag,
+    /// The deployment record.
+    Record,
+    /// Neither: the built-in default.
+    Default,
+}
+
 /// One sweep point to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PointSpec {
@@ -74,8 +85,14 @@ pub struct RunConfig {
     pub grace: Duration,
     pub continuous_usage: bool,
     pub progress_bar: bool,
-    /// The exact command line.
+    /// The exact command line (secrets redacted).
     pub command: Vec<String>,
+    /// No byte of a streaming body for this long fails the request.
+    pub stall_timeout: Option<Duration>,
+    /// `--overwrite`: replace results of another deployment in the result directory.
+    pub overwrite: bool,
+    /// Where `base_url` came from.
+    pub url_source: UrlSource,
 }
 
 impl RunConfig {
@@ -98,11 +115,34 @@ impl RunConfig {
             (Some(p), Some(_)) => Some(DeploymentRecord::read(p)?),
             (Some(p), None) => DeploymentRecord::read_optional(p)?,
         };
-        let base_url = cli
-            .base_url
-            .clone()
-            .or_else(|| record.as_ref().map(|r| r.base_url.clone()))
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+        let flag_url = match &cli.base_url {
+            Some(u) => Some(
+                pd_common::url::BaseUrl::parse(u, 80)
+                    .map_err(|e| ConfigError::Invalid(format!("-u/--base-url: {e}")))?,
+            ),
+            None => None,
+        };
+        // A record found at the default path describes some deployment; when -u names
+        // another endpoint, its labels would be wrong: it is ignored (an explicit
+        // --deployment-file is trusted, e.g. through a port-forward).
+        let mut record = record;
+        if let (Some(u), Some(r), None) = (&flag_url, &record, &cli.deployment_file) {
+            let same = pd_common::url::BaseUrl::parse(&r.base_url, 80).is_ok_and(|ru| ru == *u);
+            if !same {
+                tracing::warn!(
+                    "-u {u} is not the endpoint of the deployment record {} ({}, {}): the record is ignored and the results carry no deployment label (name the record with --deployment-file to use it anyway)",
+                    record_path.as_deref().unwrap_or(Path::new("?")).display(),
+                    pd_common::url::redact_userinfo(&r.base_url),
+                    r.label
+                );
+                record = None;
+            }
+        }
+        let (base_url, url_source) = match (&flag_url, &record) {
+            (Some(u), _) => (u.to_string(), UrlSource::Flag),
+            (None, Some(r)) => (r.base_url.clone(), UrlSource::Record),
+            (None, None) => (DEFAULT_BASE_URL.to_string(), UrlSource::Default),
+        };
         let served_model = cli
             .served_model_name
             .clone()
@@ -114,6 +154,13 @@ impl RunConfig {
             .or_else(|| record.as_ref().map(|r| r.spec.model_source.clone()));
         let sweep: SweepKind = cli.sweep_type.into();
         let points = build_points(cli, sweep)?;
+        if cli.warmup > crate::limits::MAX_PROMPTS {
+            return Err(ConfigError::Invalid(format!(
+                "--warmup {} is more than the largest accepted ({})",
+                cli.warmup,
+                crate::limits::MAX_PROMPTS
+            )));
+        }
         if cli.result_filename.is_some() && points.len() > 1 {
             return Err(ConfigError::Invalid(format!(
                 "--result-filename names one file but the sweep has {} points; give a single -c/-r value",
@@ -166,7 +213,14 @@ impl RunConfig {
             grace: Duration::from_secs_f64(cli.grace),
             continuous_usage: !cli.no_continuous_usage,
             progress_bar,
-            command: argv,
+            command: pd_common::redact::redact_argv(
+                &argv,
+                &cli.api_key.as_deref().into_iter().collect::<Vec<_>>(),
+            ),
+            stall_timeout: (cli.stall_timeout > 0.0)
+                .then(|| Duration::from_secs_f64(cli.stall_timeout)),
+            overwrite: cli.overwrite,
+            url_source,
         })
     }
 }
@@ -212,6 +266,7 @@ fn build_points(cli: &Cli, sweep: SweepKind) -> Result<Vec<PointSpec>, ConfigErr
     };
     let mut seen = std::collections::HashSet::new();
     for p in &points {
+        check_bounds(p)?;
         if !seen.insert(p.file_name.clone()) {
             return Err(ConfigError::Invalid(format!(
                 "the sweep lists the same point twice ({})",
@@ -220,6 +275,25 @@ fn build_points(cli: &Cli, sweep: SweepKind) -> Result<Vec<PointSpec>, ConfigErr
         }
     }
     Ok(points)
+}
+
+/// Bounds of one point, checked before anything is allocated for it.
+fn check_bounds(p: &PointSpec) -> Result<(), ConfigError> {
+    use crate::limits::{MAX_CONCURRENCY, MAX_PROMPTS};
+    if let Some(c) = p.max_concurrency {
+        if c > MAX_CONCURRENCY {
+            return Err(ConfigError::Invalid(format!(
+                "concurrency {c} is more than the largest accepted ({MAX_CONCURRENCY}): every request in flight needs its own connection"
+            )));
+        }
+    }
+    if p.num_prompts > MAX_PROMPTS {
+        return Err(ConfigError::Invalid(format!(
+            "{} prompts per point is more than the largest accepted ({MAX_PROMPTS}); split the run",
+            p.num_prompts
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -266,6 +340,18 @@ mod tests {
         );
         assert!(resolve(&["-c", "4,8", "--result-filename", "x.json"]).is_err());
         assert!(resolve(&["-c", "4,4"]).is_err());
+        for bad in [
+            &["-c", "1000000"][..],
+            &["--num-prompts", "10000000000000"],
+            &["--max-concurrency", "100000000"],
+            &["--warmup", "10000000000000"],
+            &["-u", "http://h:99999"],
+        ] {
+            assert!(
+                matches!(resolve(bad), Err(ConfigError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct RunSettings {
     pub grace: Duration,
     /// `x-request-id` prefix.
     pub request_id_prefix: String,
+    /// The body asks for exactly `max_tokens` tokens (`ignore_eos`): a stream that
+    /// reports fewer is a failure (`Incomplete`).
+    pub expect_full_output: bool,
 }
 
 impl RunSettings {
@@ -276,6 +279,9 @@ async fn run_one(
         settings.max_tokens as usize,
         settings.keep_text,
     );
+    if settings.expect_full_output {
+        rec.expect_tokens = Some(u64::from(settings.max_tokens));
+    }
     let timeout = settings.timeout;
     let result = tokio::select! {
         r = tokio::time::timeout(timeout, settings.client.stream_completion(body, &request_id, &mut rec)) => match r {
@@ -289,7 +295,7 @@ async fn run_one(
         _ = cancel.reached(Level::Abort) => Err(RequestError::new(
             FailureKind::Aborted,
             0,
-            "aborted: interrupted (Ctrl-C) before the response finished",
+            "aborted: interrupted (signal) before the response finished",
         )),
     };
     let outcome = outcome_from(
