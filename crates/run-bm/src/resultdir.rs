@@ -24,7 +24,7 @@ use crate::progress::note;
 /// Why the directory cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DirError {
-    #[error("the result directory {} is not writable (checked before sending anything): {source}", dir.display())]
+    #[error("the result directory {} is not writable (checked before sending anything)", dir.display())]
     NotWritable {
         dir: PathBuf,
         #[source]
@@ -33,8 +33,8 @@ pub enum DirError {
     /// Refused: results of something else are there (exit 2).
     #[error("{0}")]
     Conflict(String),
-    #[error("cannot move old results aside: {0}")]
-    Backup(Box<pd_common::Error>),
+    #[error("cannot move old results aside")]
+    Backup(#[source] Box<pd_common::Error>),
 }
 
 /// What makes results comparable: the same deployment, model and workload.

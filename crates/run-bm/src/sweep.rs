@@ -34,7 +34,7 @@ pub enum SweepError {
     Stale(#[from] StaleRecord),
     #[error(transparent)]
     Dir(#[from] DirError),
-    #[error("cannot write the results of {point} (its summary is printed above): {source}")]
+    #[error("cannot write the results of {point} (its summary is printed above)")]
     Write {
         point: String,
         #[source]
