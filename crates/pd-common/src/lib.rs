@@ -14,6 +14,7 @@
 //! * [`naming`]: result directory and file names.
 //! * [`label`]: parser for the configuration labels found in legacy directory names.
 //! * [`fsutil`]: atomic file writes.
+//! * [`redact`]: keeping secrets out of recorded commands and environments.
 //! * [`url`]: base URLs of the endpoints the tools talk to (one parser for every tool).
 //! * [`exit`]: the exit-code table shared by all tools.
 //! * `diag` (feature `cli`): one diagnostics channel for the tools' binaries.
@@ -34,6 +35,7 @@ pub mod http;
 pub mod label;
 pub mod manifest;
 pub mod naming;
+pub mod redact;
 pub mod requests;
 pub mod result;
 pub mod url;
