@@ -20,17 +20,17 @@ pub mod metrics;
 pub mod names;
 pub mod outputs;
 pub mod plot;
-pub mod repeats;
 pub mod report;
 pub mod server_metrics;
 pub mod settings;
 pub mod significance;
 pub mod sla;
-pub mod stats;
 pub mod style;
 pub mod table;
 pub mod validate;
 
 pub use error::{Result, VizError};
+/// Repeated runs and their statistics: one implementation, shared with run-bm.
+pub use pd_common::{repeats, stats};
 pub use load::{load_experiments, Experiment, Loaded, Point};
 pub use settings::{LatencyMode, Settings, ThroughputMetric};
