@@ -23,6 +23,11 @@
 //!   (the server restarted) gives no delta and is listed under `counter_resets`.
 //!
 //! A metric the server does not expose is absent from the summary, never zero.
+//!
+//! Exporters that publish with a lag (Ray's metrics agent reports every few seconds) are
+//! handled by the writer: run-bm takes the `after` scrape once the server's
+//! `generation_tokens` counter has caught up with the tokens its client received
+//! ([`counter_total`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -189,6 +194,13 @@ enum Delta {
     By(f64),
     /// It went down: the server restarted.
     Reset,
+}
+
+/// The value of counter `base` (canonical name, e.g. `generation_tokens`) summed over its
+/// label sets; `None` when the samples do not have it.
+pub fn counter_total(samples: &[Sample], base: &str) -> Option<f64> {
+    let m = by_labels(&samples_of(samples, base));
+    (!m.is_empty()).then(|| m.values().sum())
 }
 
 /// `after − before` summed over label sets (`None`: not exposed).
@@ -448,6 +460,8 @@ mod tests {
         let f = |k: &str| s[k].as_f64().unwrap();
         // Prompt tokens: (1100 − 100) + (550 − 50) + (7 − 0, a new label set).
         assert_eq!(f("prompt_tokens"), 1507.0);
+        assert_eq!(counter_total(&scrapes[3].samples, "prompt_tokens"), Some(1657.0));
+        assert_eq!(counter_total(&scrapes[1].samples, "prompt_tokens"), None);
         assert_eq!(f("generation_tokens"), 100.0);
         assert_eq!(f("num_preemptions"), 0.0);
         assert_eq!(f("prefix_cache_queries"), 1000.0);

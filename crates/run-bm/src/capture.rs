@@ -11,13 +11,21 @@
 //! after it. Scrapes use the shared blocking control-plane client (`pd_common::http`) on
 //! tokio's blocking pool, bounded by a short timeout: a slow or dead metrics endpoint
 //! never delays the measurement, it only loses samples (counted and reported).
+//!
+//! Exporters that publish with a lag (Ray's metrics agent) would make the counter deltas
+//! short: the `after` scrape is repeated until the server's `generation_tokens` counter
+//! shows the tokens the client received (at most [`SETTLE_LIMIT`]); with a warmup, the
+//! `before` scrape likewise waits for the warmup's tokens. A server that publishes at once
+//! (vLLM's own `/metrics`, the simulator) satisfies this on the first scrape.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pd_common::http::{Client, ClientOptions};
 use pd_common::prometheus::{self, Sample};
-use pd_common::server_metrics::{is_captured, metrics_csv_name, summarize, Phase, Scrape};
+use pd_common::server_metrics::{
+    counter_total, is_captured, metrics_csv_name, summarize, Phase, Scrape,
+};
 use pd_common::url::BaseUrl;
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
@@ -202,10 +210,16 @@ pub fn resolve(cfg: &RunConfig) -> Result<Option<Arc<Scraper>>, String> {
 
 /// A scrape as taken: when (midpoint of the request) and what.
 #[derive(Debug)]
-struct Timed {
+pub struct Timed {
     at: Instant,
     phase: Phase,
     taken: Taken,
+}
+
+impl Timed {
+    fn generation_tokens(&self) -> Option<f64> {
+        counter_total(&self.taken.samples, "generation_tokens")
+    }
 }
 
 async fn take(scraper: &Arc<Scraper>, phase: Phase) -> Timed {
@@ -219,6 +233,49 @@ async fn take(scraper: &Arc<Scraper>, phase: Phase) -> Timed {
         });
     let at = started + started.elapsed() / 2;
     Timed { at, phase, taken }
+}
+
+/// Scrape until the server's `generation_tokens` counter shows at least `tokens` more than
+/// in `since` (an exporter that publishes with a lag, like Ray's metrics agent, has caught
+/// up with what the client received), at most [`SETTLE_LIMIT`]. Without the counter on
+/// either side, the first scrape is taken. The number of extra scrapes is returned too.
+async fn settled(scraper: &Arc<Scraper>, phase: Phase, since: &Timed, tokens: u64) -> Timed {
+    let started = Instant::now();
+    loop {
+        let t = take(scraper, phase).await;
+        let caught_up = match (since.generation_tokens(), t.generation_tokens()) {
+            (Some(a), Some(b)) => b - a + 0.5 >= tokens as f64,
+            _ => true,
+        };
+        if caught_up || !t.taken.errors.is_empty() {
+            return t;
+        }
+        if started.elapsed() >= SETTLE_LIMIT {
+            tracing::warn!(
+                "server metrics: the server's generation_tokens counter still lags the {tokens} tokens received after {} s; its deltas may be short",
+                SETTLE_LIMIT.as_secs()
+            );
+            return t;
+        }
+        tracing::debug!("server metrics: counters lag the client, scraping again");
+        tokio::time::sleep(SETTLE_PAUSE).await;
+    }
+}
+
+/// Longest wait for lagging counters ([`settled`]); Ray's metrics agent reports every 10 s
+/// by default.
+pub const SETTLE_LIMIT: Duration = Duration::from_secs(15);
+const SETTLE_PAUSE: Duration = Duration::from_millis(500);
+
+/// A scrape taken before a warmup, so that the `before` scrape of the run can wait for
+/// the warmup's tokens to show.
+#[derive(Debug)]
+pub struct Baseline(Timed);
+
+impl Baseline {
+    pub async fn take(scraper: &Arc<Scraper>) -> Baseline {
+        Baseline(take(scraper, Phase::Before).await)
+    }
 }
 
 /// The capture of one run of a point.
@@ -243,10 +300,16 @@ pub struct Captured {
 }
 
 impl PointCapture {
-    /// Take the `before` scrape and start scraping in the background (call right before
-    /// the run starts).
-    pub async fn start(scraper: Arc<Scraper>) -> PointCapture {
-        let first = take(&scraper, Phase::Before).await;
+    /// Take the `before` scrape (after `warmup`'s tokens show, when given: the baseline
+    /// taken before the warmup and the output tokens it received) and start scraping in
+    /// the background. Call right before the run starts.
+    pub async fn start(scraper: Arc<Scraper>, warmup: Option<(Baseline, u64)>) -> PointCapture {
+        let first = match warmup {
+            Some((Baseline(base), tokens)) => {
+                settled(&scraper, Phase::Before, &base, tokens).await
+            }
+            None => take(&scraper, Phase::Before).await,
+        };
         let taken = Arc::new(Mutex::new(vec![first]));
         let (tx, mut rx) = oneshot::channel::<()>();
         let (s, store) = (scraper.clone(), taken.clone());
@@ -281,22 +344,32 @@ impl PointCapture {
         }
     }
 
-    /// Stop the background scrapes, take the `after` scrape (unless `after` is false: an
-    /// aborted run) and express times relative to `t0`, the run's start.
-    pub async fn finish(mut self, t0: Instant, after: bool) -> Captured {
+    /// Stop the background scrapes (call as soon as the run ended).
+    pub async fn stop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
+    }
+
+    /// Take the `after` scrape once the server's counters show the `tokens` the client
+    /// received (none when `after` is false: an aborted run) and express times relative to
+    /// `t0`, the run's start.
+    pub async fn finish(mut self, t0: Instant, after: bool, tokens: u64) -> Captured {
+        self.stop().await;
         let mut all = self
             .taken
             .lock()
             .map(|mut v| std::mem::take(&mut *v))
             .unwrap_or_default();
         if after {
-            all.push(take(&self.scraper, Phase::After).await);
+            let last = match all.first() {
+                Some(before) => settled(&self.scraper, Phase::After, before, tokens).await,
+                None => take(&self.scraper, Phase::After).await,
+            };
+            all.push(last);
         }
         let mut out = Captured {
             scrapes: Vec::new(),

@@ -18,7 +18,7 @@ use pd_common::naming::run_file_name;
 use pd_common::BenchResult;
 
 use crate::cancel::{Cancel, Level};
-use crate::capture::{Captured, PointCapture, Scraper};
+use crate::capture::{Baseline, Captured, PointCapture, Scraper};
 use crate::client::{ClientError, HttpClient};
 use crate::config::{PointSpec, RunConfig};
 use crate::limits::FdReserve;
@@ -438,7 +438,13 @@ async fn run_once(
         index_base: u64::from(k - 1) * cfg.repeat_stride,
     };
     let mut facts = ctx.facts.clone();
+    // With a warmup, the `before` scrape waits for its tokens to show on the server.
+    let mut warmed: Option<(Baseline, u64)> = None;
     if cfg.warmup > 0 {
+        let mut baseline = None;
+        if let Some(s) = &ctx.scraper {
+            baseline = Some(Baseline::take(s).await);
+        }
         note(format_args!("[{label}] warmup: {} request(s)", cfg.warmup));
         let warm = PointPlan {
             num_prompts: cfg.warmup,
@@ -454,6 +460,13 @@ async fn run_once(
         )
         .await;
         facts.warmup_sent = run.outcomes.len() as u64;
+        let warm_tokens: u64 = run
+            .outcomes
+            .iter()
+            .filter(|o| o.is_success())
+            .map(|o| o.output_tokens)
+            .sum();
+        warmed = baseline.map(|b| (b, warm_tokens));
         if let Some(line) = FailureSummary::of(&run.outcomes).line() {
             tracing::warn!("[{label}] warmup: {line}");
         }
@@ -469,18 +482,17 @@ async fn run_once(
         max_concurrency = ?point.max_concurrency,
         "starting point"
     );
-    let capture = match &ctx.scraper {
-        Some(s) => Some(PointCapture::start(s.clone()).await),
+    let mut capture = match &ctx.scraper {
+        Some(s) => Some(PointCapture::start(s.clone(), warmed).await),
         None => None,
     };
     let live = Arc::new(LiveStats::default());
     let progress = Progress::start(&label, point.num_prompts, live.clone(), ctx.line.clone());
     let mut run = run_point(ctx.settings.clone(), &plan, ctx.cancel, live).await;
+    if let Some(c) = capture.as_mut() {
+        c.stop().await;
+    }
     progress.finish().await;
-    let captured: Option<Captured> = match capture {
-        Some(c) => Some(c.finish(run.t0, ctx.cancel.level() < Level::Abort).await),
-        None => None,
-    };
     ctx.settings
         .prompts
         .count_output_tokens(&mut run.outcomes, cfg.save_detailed);
@@ -494,6 +506,17 @@ async fn run_once(
         finite_rate: point.rate.is_finite(),
     };
     let metrics = compute(&run.outcomes, run.duration, &opts);
+    let captured: Option<Captured> = match capture {
+        Some(c) => Some(
+            c.finish(
+                run.t0,
+                ctx.cancel.level() < Level::Abort,
+                metrics.total_output_tokens,
+            )
+            .await,
+        ),
+        None => None,
+    };
     let scheduled: Vec<f64> = run.outcomes.iter().map(|o| o.scheduled_s).collect();
     let sent: Vec<f64> = run.outcomes.iter().map(|o| o.sent_s).collect();
     let sched = ScheduleReport::from_times(&scheduled, &sent);

@@ -254,6 +254,59 @@ async fn a_hanging_metrics_page_never_stalls_the_measurement() {
     assert!(err.contains("server metrics:") && err.contains("failed"), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_exporter_is_waited_for() {
+    // Like Ray's metrics agent: the page shows the counters as they were 1.5 s earlier.
+    const LAG: Duration = Duration::from_millis(1500);
+    let history: Arc<Mutex<Vec<(Instant, String)>>> = Arc::new(Mutex::new(Vec::new()));
+    let h2 = history.clone();
+    let srv = server(
+        Some(Arc::new(move |_: &ServerStats| {
+            let h = h2.lock().unwrap();
+            let now = Instant::now();
+            let page = h
+                .iter()
+                .rev()
+                .find(|(t, _)| now.duration_since(*t) >= LAG)
+                .or(h.first())
+                .map(|(_, p)| p.clone())
+                .unwrap_or_default();
+            Reply::Status {
+                status: 200,
+                body: page,
+            }
+        })),
+        false,
+    )
+    .await;
+    let stats = srv.stats.clone();
+    let sampler = tokio::spawn(async move {
+        loop {
+            history
+                .lock()
+                .unwrap()
+                .push((Instant::now(), vllm_page(&stats)));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    tokio::time::sleep(LAG + Duration::from_millis(100)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        args(&srv.url(), &["-c", "2,3", "--warmup", "2", "-v"]),
+    )
+    .await;
+    sampler.abort();
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    for (c, n) in [(2u64, 10u64), (3, 15)] {
+        let r = BenchResult::read(&rdir(dir.path()).join(format!("conc{c}.json"))).unwrap();
+        let sm = &r.pd_lab.as_ref().unwrap().other["server_metrics"];
+        // Exactly this point's requests: not the warmup's, not short of the last ones.
+        assert_eq!(sm["prompt_tokens"], n * ITL, "conc{c}: {sm}");
+        assert_eq!(sm["generation_tokens"], n * OTL, "conc{c}: {sm}");
+    }
+}
+
 /// Student t, 0.975 quantile, 2 degrees of freedom.
 const T_975_2: f64 = 4.302_652_729_911_275;
 
