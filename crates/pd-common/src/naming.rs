@@ -192,7 +192,11 @@ mod tests {
             ("rr1.0-1.json", "rr1.0.json", 1),
             ("conc32_rr1-3.json", "conc32_rr1.json", 3),
         ] {
-            assert_eq!(split_run_file_name(name), Some((base.to_string(), k)), "{name}");
+            assert_eq!(
+                split_run_file_name(name),
+                Some((base.to_string(), k)),
+                "{name}"
+            );
             assert_eq!(run_file_name(base, k), name);
         }
         for bad in [

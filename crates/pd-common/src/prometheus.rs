@@ -276,7 +276,10 @@ mod tests {
         assert_eq!(w.label("path"), Some("C:\\x"));
         assert_eq!(w.label("msg"), Some("say \"hi\"\n"));
         assert!(w.value.is_nan());
-        assert_eq!(w.labels_text(), "path=\"C:\\\\x\",msg=\"say \\\"hi\\\"\\n\"");
+        assert_eq!(
+            w.labels_text(),
+            "path=\"C:\\\\x\",msg=\"say \\\"hi\\\"\\n\""
+        );
         // The text form parses back to the same labels.
         let again = parse(&format!("weird{{{}}} 1", w.labels_text()));
         assert_eq!(again.samples[0].labels, w.labels);

@@ -159,12 +159,7 @@ pub fn headline_values(r: &BenchResult) -> Vec<(String, f64)> {
     HEADLINE_KEYS
         .iter()
         .map(|k| k.to_string())
-        .chain(
-            r.rest
-                .keys()
-                .filter(|k| k.ends_with("_ms"))
-                .cloned(),
-        )
+        .chain(r.rest.keys().filter(|k| k.ends_with("_ms")).cloned())
         .filter_map(|k| headline_value(r, &k).map(|v| (k, v)))
         .collect()
 }
@@ -327,7 +322,10 @@ mod tests {
         assert_eq!(x["base_url"], json!("http://x"));
         assert_eq!(x["server_metrics"]["prompt_tokens"], json!(110.0));
         assert_eq!(x["server_metrics"]["kv_cache_usage_max"], json!(0.5));
-        assert!(x["server_metrics"].get("file").is_none(), "differs between runs");
+        assert!(
+            x["server_metrics"].get("file").is_none(),
+            "differs between runs"
+        );
         assert!(aggregate(&[]).is_none());
     }
 

@@ -460,7 +460,10 @@ mod tests {
         let f = |k: &str| s[k].as_f64().unwrap();
         // Prompt tokens: (1100 − 100) + (550 − 50) + (7 − 0, a new label set).
         assert_eq!(f("prompt_tokens"), 1507.0);
-        assert_eq!(counter_total(&scrapes[3].samples, "prompt_tokens"), Some(1657.0));
+        assert_eq!(
+            counter_total(&scrapes[3].samples, "prompt_tokens"),
+            Some(1657.0)
+        );
         assert_eq!(counter_total(&scrapes[1].samples, "prompt_tokens"), None);
         assert_eq!(f("generation_tokens"), 100.0);
         assert_eq!(f("num_preemptions"), 0.0);
@@ -471,8 +474,20 @@ mod tests {
         assert!((f("kv_cache_usage_mean") - 0.5).abs() < 1e-12);
         assert!((f("kv_cache_usage_max") - 0.7).abs() < 1e-12);
         // Running: sum over engines per scrape (8, 8); waiting (1, 0).
-        assert_eq!((f("num_requests_running_mean"), f("num_requests_running_max")), (8.0, 8.0));
-        assert_eq!((f("num_requests_waiting_mean"), f("num_requests_waiting_max")), (0.5, 1.0));
+        assert_eq!(
+            (
+                f("num_requests_running_mean"),
+                f("num_requests_running_max")
+            ),
+            (8.0, 8.0)
+        );
+        assert_eq!(
+            (
+                f("num_requests_waiting_mean"),
+                f("num_requests_waiting_max")
+            ),
+            (0.5, 1.0)
+        );
         let nixl = s["nixl"].as_object().unwrap();
         assert_eq!(nixl["transfers"], 4);
         // 0.5 s over 4 transfers = 125 ms; 4000 bytes over 4 = 1000.
@@ -506,8 +521,14 @@ mod tests {
         assert_eq!(s["prefix_cache_queries"], 4);
         assert!(!s.contains_key("prefix_cache_hit_rate"));
         assert!(!s.contains_key("generation_tokens"), "went down: no delta");
-        assert_eq!(s["counter_resets"], serde_json::json!(["generation_tokens"]));
-        assert!(!s.contains_key("num_requests_running_mean"), "no during scrape");
+        assert_eq!(
+            s["counter_resets"],
+            serde_json::json!(["generation_tokens"])
+        );
+        assert!(
+            !s.contains_key("num_requests_running_mean"),
+            "no during scrape"
+        );
         assert!(summarize(&[scrape(0.0, Phase::Before, "other 1\n")]).is_none());
         assert!(summarize(&[]).is_none());
     }
@@ -522,11 +543,18 @@ mod tests {
                 Phase::Before,
                 "vllm:num_requests_running{engine=\"0\",model_name=\"m,x\"} 0\n",
             ),
-            scrape(1.5, Phase::During, "vllm:kv_cache_usage_perc{engine=\"0\"} 0.125\n"),
+            scrape(
+                1.5,
+                Phase::During,
+                "vllm:kv_cache_usage_perc{engine=\"0\"} 0.125\n",
+            ),
         ];
         write_metrics_csv(&p, &scrapes).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.starts_with("t_s,phase,metric,labels,value\n"), "{text}");
+        assert!(
+            text.starts_with("t_s,phase,metric,labels,value\n"),
+            "{text}"
+        );
         let rows = read_metrics_csv(&p).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].t_s, -0.25);

@@ -305,9 +305,7 @@ impl PointCapture {
     /// the background. Call right before the run starts.
     pub async fn start(scraper: Arc<Scraper>, warmup: Option<(Baseline, u64)>) -> PointCapture {
         let first = match warmup {
-            Some((Baseline(base), tokens)) => {
-                settled(&scraper, Phase::Before, &base, tokens).await
-            }
+            Some((Baseline(base), tokens)) => settled(&scraper, Phase::Before, &base, tokens).await,
             None => take(&scraper, Phase::Before).await,
         };
         let taken = Arc::new(Mutex::new(vec![first]));
@@ -406,10 +404,7 @@ impl Captured {
     /// of [`pd_common::server_metrics::summarize`] plus where and how it was captured.
     pub fn summary_json(&self, result_file: &str) -> Value {
         let mut m = Map::new();
-        m.insert(
-            "file".into(),
-            Value::String(metrics_csv_name(result_file)),
-        );
+        m.insert("file".into(), Value::String(metrics_csv_name(result_file)));
         m.insert(
             "sources".into(),
             Value::Array(self.urls.iter().cloned().map(Value::String).collect()),

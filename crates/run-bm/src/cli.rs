@@ -228,14 +228,18 @@ pub const MAX_REPEAT: u32 = 100;
 fn repeat_count(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
         Ok(k) if (1..=MAX_REPEAT).contains(&k) => Ok(k),
-        _ => Err(format!("'{s}' is not a number of runs between 1 and {MAX_REPEAT}")),
+        _ => Err(format!(
+            "'{s}' is not a number of runs between 1 and {MAX_REPEAT}"
+        )),
     }
 }
 
 fn metrics_interval(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if (0.1..=3600.0).contains(&v) => Ok(v),
-        _ => Err(format!("'{s}' is not a number of seconds between 0.1 and 3600")),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds between 0.1 and 3600"
+        )),
     }
 }
 

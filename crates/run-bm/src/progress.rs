@@ -209,7 +209,8 @@ impl SweepLine {
             let mp = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let pb = mp.add(ProgressBar::new_spinner());
             pb.set_style(
-                ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ProgressStyle::with_template("{msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             if let Ok(mut g) = ACTIVE.lock() {
                 *g = Some(mp.clone());
@@ -240,7 +241,9 @@ impl SweepLine {
         let eta = st
             .eta
             .remaining(fraction)
-            .map_or("ETA after the first run".to_string(), |s| format!("ETA {}", clock(s)));
+            .map_or("ETA after the first run".to_string(), |s| {
+                format!("ETA {}", clock(s))
+            });
         format!(
             "{} · {} elapsed · {eta}",
             st.text,
@@ -250,7 +253,9 @@ impl SweepLine {
 
     /// Point `index` (0-based) labelled `label`, run `k` (1-based) starts.
     pub fn begin(&self, index: usize, label: &str, k: u32) {
-        let Ok(mut st) = self.state.lock() else { return };
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
         st.text = if self.repeat > 1 {
             format!(
                 "sweep {}/{} · {label} · run {k}/{}",

@@ -223,10 +223,11 @@ fn point_files_of(dir: &Path, file_name: &str, with_runs: bool) -> Vec<PathBuf> 
             if own_suffix(rest) {
                 return true;
             }
-            with_runs && rest.strip_prefix('-').is_some_and(|r| {
-                let digits = r.chars().take_while(char::is_ascii_digit).count();
-                digits > 0 && own_suffix(&r[digits..])
-            })
+            with_runs
+                && rest.strip_prefix('-').is_some_and(|r| {
+                    let digits = r.chars().take_while(char::is_ascii_digit).count();
+                    digits > 0 && own_suffix(&r[digits..])
+                })
         })
         .collect()
 }
@@ -466,7 +467,12 @@ mod tests {
     #[test]
     fn exact_files_leave_the_runs() {
         let dir = tempfile::tempdir().unwrap();
-        for n in ["conc4.json", "conc4.metrics.csv", "conc4-1.json", "conc4-1.metrics.csv"] {
+        for n in [
+            "conc4.json",
+            "conc4.metrics.csv",
+            "conc4-1.json",
+            "conc4-1.metrics.csv",
+        ] {
             std::fs::write(dir.path().join(n), "x").unwrap();
         }
         let names = |with_runs| -> Vec<String> {

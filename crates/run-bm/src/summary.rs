@@ -190,7 +190,10 @@ impl SweepRow {
         m.insert("duration".into(), json!(r.duration));
         m.insert("request_throughput".into(), json!(r.request_throughput));
         m.insert("output_throughput".into(), json!(r.output_throughput));
-        m.insert("total_token_throughput".into(), json!(r.total_token_throughput));
+        m.insert(
+            "total_token_throughput".into(),
+            json!(r.total_token_throughput),
+        );
         for (k, v) in &r.rest {
             if k.ends_with("_ms") {
                 m.insert(k.clone(), v.clone());
@@ -207,7 +210,11 @@ impl SweepRow {
                 ),
             );
         }
-        if let Some(sm) = r.pd_lab.as_ref().and_then(|x| x.other.get("server_metrics")) {
+        if let Some(sm) = r
+            .pd_lab
+            .as_ref()
+            .and_then(|x| x.other.get("server_metrics"))
+        {
             m.insert("server_metrics".into(), sm.clone());
         }
         Value::Object(m)

@@ -329,7 +329,8 @@ async fn run_repeated(
         }
         if cfg.resume {
             match resume_state(&cfg.result_dir, spec) {
-                ResumeState::Done => match BenchResult::read(&cfg.result_dir.join(&spec.file_name)) {
+                ResumeState::Done => match BenchResult::read(&cfg.result_dir.join(&spec.file_name))
+                {
                     Ok(r) => {
                         note(format_args!(
                             "[{}] run {k}/{k_max} done, skipped (--resume)",
@@ -643,7 +644,8 @@ fn server_line(c: &Captured) -> Option<String> {
     if let Some(n) = v.get("nixl") {
         let g = |k: &str| n.get(k).and_then(|x| x.as_f64());
         if let Some(t) = g("transfers") {
-            let mean = g("xfer_time_mean_ms").map_or(String::new(), |m| format!(", mean {m:.1} ms"));
+            let mean =
+                g("xfer_time_mean_ms").map_or(String::new(), |m| format!(", mean {m:.1} ms"));
             parts.push(format!("{t:.0} KV transfers{mean}"));
         }
     }

@@ -30,7 +30,7 @@ pub mod table;
 pub mod validate;
 
 pub use error::{Result, VizError};
+pub use load::{load_experiments, Experiment, Loaded, Point};
 /// Repeated runs and their statistics: one implementation, shared with run-bm.
 pub use pd_common::{repeats, stats};
-pub use load::{load_experiments, Experiment, Loaded, Point};
 pub use settings::{LatencyMode, Settings, ThroughputMetric};

@@ -129,7 +129,10 @@ fn render_vllm(o: &mut String, model: &str, stats: &EngineStats) {
     ] {
         series(o, name, kind, help, &l, value);
     }
-    let _ = writeln!(o, "# HELP vllm:request_success_total Count of successfully processed requests.");
+    let _ = writeln!(
+        o,
+        "# HELP vllm:request_success_total Count of successfully processed requests."
+    );
     let _ = writeln!(o, "# TYPE vllm:request_success_total counter");
     let _ = writeln!(
         o,
@@ -307,7 +310,10 @@ mod tests {
             Some(4.0)
         );
         assert!(page.contains("# TYPE vllm:prompt_tokens_total counter"));
-        assert_eq!(sample(&page, "vllm:prefix_cache_queries_total"), Some(100.0));
+        assert_eq!(
+            sample(&page, "vllm:prefix_cache_queries_total"),
+            Some(100.0)
+        );
         // Collocated (no transfer yet): no NIXL series; every line parses.
         assert!(!page.contains("nixl"));
         assert_eq!(pd_common::prometheus::parse(&page).bad_lines, 0);
@@ -329,7 +335,10 @@ mod tests {
         assert_eq!(parsed.bad_lines, 0);
         assert_eq!(parsed.value("vllm:nixl_xfer_time_seconds_count"), Some(4.0));
         assert_eq!(parsed.value("vllm:nixl_xfer_time_seconds_sum"), Some(0.5));
-        assert_eq!(parsed.value("vllm:nixl_bytes_transferred_sum"), Some(4096.0));
+        assert_eq!(
+            parsed.value("vllm:nixl_bytes_transferred_sum"),
+            Some(4096.0)
+        );
         assert_eq!(
             parsed.value_with("vllm:nixl_xfer_time_seconds_bucket", &[("le", "+Inf")]),
             Some(4.0)

@@ -49,7 +49,9 @@ fn deploy_pd(dir: &Path) -> Deployment {
 fn sim_metrics_are_captured_repeated_and_plotted() {
     let tmp = tempfile::tempdir().unwrap();
     let dep = deploy_pd(tmp.path());
-    let results = tmp.path().join("results/gptoss_itl1000_otl40_mixed_metrics_pd");
+    let results = tmp
+        .path()
+        .join("results/gptoss_itl1000_otl40_mixed_metrics_pd");
     let argv: Vec<String> = [
         "run-bm",
         "-q",
@@ -82,7 +84,10 @@ fn sim_metrics_are_captured_repeated_and_plotted() {
         // The series: every phase, vLLM's names as the simulator serves them.
         let rows = read_metrics_csv(&results.join(format!("conc4-{k}.metrics.csv"))).unwrap();
         for phase in [Phase::Before, Phase::During, Phase::After] {
-            assert!(rows.iter().any(|r| r.phase == phase), "run {k}: no {phase:?}");
+            assert!(
+                rows.iter().any(|r| r.phase == phase),
+                "run {k}: no {phase:?}"
+            );
         }
         for name in [
             "vllm:kv_cache_usage_perc",
@@ -92,11 +97,9 @@ fn sim_metrics_are_captured_repeated_and_plotted() {
         ] {
             assert!(rows.iter().any(|r| r.metric == name), "run {k}: no {name}");
         }
-        assert!(rows
-            .iter()
-            .any(|r| r.phase == Phase::During
-                && r.metric == "vllm:num_requests_running"
-                && r.value > 0.0));
+        assert!(rows.iter().any(|r| r.phase == Phase::During
+            && r.metric == "vllm:num_requests_running"
+            && r.value > 0.0));
         // The deltas: exactly this run's 20 requests of 1000 + 40 tokens, each moved once
         // from prefill to decode.
         let r = BenchResult::read(&results.join(format!("conc4-{k}.json"))).unwrap();
@@ -140,6 +143,10 @@ fn sim_metrics_are_captured_repeated_and_plotted() {
     viz::app::run(&viz_cli, &mut out).unwrap();
     let name = results.file_name().unwrap().to_str().unwrap();
     let svg = std::fs::read_to_string(plots.join(format!("{name}_server-metrics.svg"))).unwrap();
-    assert!(svg.contains("KV-Cache Usage"), "{}", &svg[..svg.len().min(400)]);
+    assert!(
+        svg.contains("KV-Cache Usage"),
+        "{}",
+        &svg[..svg.len().min(400)]
+    );
     assert!(plots.join(format!("{name}_server-metrics.png")).is_file());
 }

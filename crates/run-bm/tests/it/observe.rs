@@ -102,12 +102,18 @@ async fn server_metrics_are_captured_before_during_and_after_each_point() {
     )
     .await;
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    assert!(err.contains("server metrics from http://127.0.0.1:"), "{err}");
+    assert!(
+        err.contains("server metrics from http://127.0.0.1:"),
+        "{err}"
+    );
     assert!(out.contains("pd-lab: server: KV cache mean"), "{out}");
     for (c, n) in [(2u64, 10u64), (4, 20)] {
         let csv = rdir(dir.path()).join(format!("conc{c}.metrics.csv"));
         let text = std::fs::read_to_string(&csv).unwrap();
-        assert!(text.starts_with("t_s,phase,metric,labels,value\n"), "{text}");
+        assert!(
+            text.starts_with("t_s,phase,metric,labels,value\n"),
+            "{text}"
+        );
         let rows = read_metrics_csv(&csv).unwrap();
         let phases: Vec<Phase> = rows.iter().map(|r| r.phase).collect();
         assert_eq!(phases.first(), Some(&Phase::Before));
@@ -211,7 +217,10 @@ async fn an_explicit_metrics_url_must_answer() {
     }
     // Nothing was sent to the agents' servers: their counters stayed at zero.
     let r = BenchResult::read(&rdir(dir.path()).join("conc2.json")).unwrap();
-    assert_eq!(r.pd_lab.unwrap().other["server_metrics"]["prompt_tokens"], 0);
+    assert_eq!(
+        r.pd_lab.unwrap().other["server_metrics"]["prompt_tokens"],
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,7 +260,10 @@ async fn a_hanging_metrics_page_never_stalls_the_measurement() {
     let sm = &r.pd_lab.unwrap().other["server_metrics"];
     assert_eq!(sm["scrapes"]["before"], 1);
     assert!(sm["scrapes"]["failed"].as_u64().unwrap() >= 1, "{sm}");
-    assert!(err.contains("server metrics:") && err.contains("failed"), "{err}");
+    assert!(
+        err.contains("server metrics:") && err.contains("failed"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,7 +336,10 @@ async fn repeat_writes_each_run_and_an_aggregate_with_95_percent_intervals() {
     let runs: Vec<BenchResult> = (1..=3)
         .map(|k| {
             for suffix in ["requests.csv", "metrics.csv"] {
-                assert!(d.join(format!("conc2-{k}.{suffix}")).is_file(), "{k} {suffix}");
+                assert!(
+                    d.join(format!("conc2-{k}.{suffix}")).is_file(),
+                    "{k} {suffix}"
+                );
             }
             BenchResult::read(&d.join(format!("conc2-{k}.json"))).unwrap()
         })
@@ -356,8 +371,14 @@ async fn repeat_writes_each_run_and_an_aggregate_with_95_percent_intervals() {
         let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
         let half = T_975_2 * sd / 3f64.sqrt();
         let (lo, hi) = rec.ci95[key];
-        assert!((lo - (mean - half)).abs() < 1e-9 * mean.abs().max(1.0), "{key} lo");
-        assert!((hi - (mean + half)).abs() < 1e-9 * mean.abs().max(1.0), "{key} hi");
+        assert!(
+            (lo - (mean - half)).abs() < 1e-9 * mean.abs().max(1.0),
+            "{key} lo"
+        );
+        assert!(
+            (hi - (mean + half)).abs() < 1e-9 * mean.abs().max(1.0),
+            "{key} hi"
+        );
         assert!((rec.std[key] - sd).abs() < 1e-9 * sd.max(1.0), "{key} sd");
         mean
     };
@@ -488,4 +509,88 @@ fn regex_like_eta(s: &str) -> bool {
             && sec.len() == 2
             && sec.chars().all(|c| c.is_ascii_digit())
     })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_repeat_keeps_its_runs_and_resume_completes_it() {
+    use std::sync::atomic::AtomicBool;
+    // Run 1 (requests 0–9) is quick; run 2 is slow until `slow` is cleared.
+    let slow = Arc::new(AtomicBool::new(true));
+    let s2 = slow.clone();
+    let quick = GenSpec {
+        ttft: Duration::from_millis(5),
+        interval: Duration::from_millis(1),
+        tokens: None,
+        tokens_per_chunk: 1,
+    };
+    let mut opts = FakeOptions::new(
+        "fake",
+        Arc::new(move |r: &RequestInfo| {
+            if r.index >= 10 && s2.load(Ordering::SeqCst) {
+                Reply::Generate(GenSpec {
+                    interval: Duration::from_millis(200),
+                    ..quick
+                })
+            } else {
+                Reply::Generate(quick)
+            }
+        }),
+    );
+    opts.metrics = Some(page_script());
+    let srv = FakeServer::start_with("127.0.0.1:0".parse().unwrap(), opts)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let argv = args(&srv.url(), &["-c", "2", "--repeat", "3", "--grace", "0.2"]);
+    let (d, stats) = (dir.path().to_path_buf(), srv.stats.clone());
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let mut cmd =
+            crate::common::run_bm(&d, &argv.iter().map(String::as_str).collect::<Vec<_>>());
+        let mut child = ChildGuard::spawn(&mut cmd);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while stats.requests.load(Ordering::SeqCst) < 12 {
+            assert!(Instant::now() < deadline, "run 2 never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        pd_testkit::process::signal(child.pid() as u32, libc::SIGTERM);
+        let (status, out, err) = child.wait_timeout(Duration::from_secs(60));
+        (status.code().unwrap_or(-1), out, err)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 143, "stdout:\n{out}\nstderr:\n{err}");
+    let d = rdir(dir.path());
+    assert!(
+        !BenchResult::read(&d.join("conc2-1.json"))
+            .unwrap()
+            .interrupted
+    );
+    assert!(
+        BenchResult::read(&d.join("conc2-2.json"))
+            .unwrap()
+            .interrupted
+    );
+    assert!(!d.join("conc2-3.json").exists());
+    assert!(
+        !d.join("conc2.json").exists(),
+        "no aggregate of an interrupted point"
+    );
+    assert!(out.contains("conc2-2 (interrupted)"), "{out}");
+    // --resume keeps run 1, redoes run 2, runs 3, writes the aggregate.
+    slow.store(false, Ordering::SeqCst);
+    let before = srv.stats.requests.load(Ordering::SeqCst);
+    let (code, _, err) = run(
+        dir.path(),
+        args(&srv.url(), &["-c", "2", "--repeat", "3", "--resume"]),
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(srv.stats.requests.load(Ordering::SeqCst) - before, 20);
+    assert!(
+        err.contains("run 2/3 run again (--resume): it was interrupted"),
+        "{err}"
+    );
+    let agg = BenchResult::read(&d.join("conc2.json")).unwrap();
+    assert_eq!(recorded(&agg).unwrap().count, 3);
+    assert!(!agg.interrupted);
 }
