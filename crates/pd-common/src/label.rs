@@ -236,9 +236,11 @@ pub fn parse_label(name: &str) -> Result<ParsedLabel> {
     }
     let layout = match layouts.len() {
         1 => layouts.remove(0),
-        0 => return Err(bad(format!(
+        0 => {
+            return Err(bad(format!(
             "no layout (like 4xtp2, p1xtp2-d2xtp2, 1xtp4-3xtp4 or 3ptp2-1dtp2) found in '{base}'"
-        ))),
+        )))
+        }
         _ => {
             return Err(bad(format!(
                 "several layouts found in '{base}'; cannot tell which one applies"

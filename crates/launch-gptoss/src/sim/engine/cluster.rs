@@ -15,6 +15,7 @@ use pd_common::deployment::DeployMode;
 
 use super::config::HybridKv;
 use super::model::{kv_capacity, KvLayout, StepModel};
+use super::placement::place;
 use super::router::{PoolRouter, Rng};
 use super::scheduler::{Limits, Replica, SeqKind, StepOut};
 use super::transfer::{Link, PairState};
@@ -101,11 +102,12 @@ pub struct Engine {
     first_router: PoolRouter,
     decode_router: PoolRouter,
     links: Vec<Link>,
-    /// Link of each D replica (index into `links`).
-    d_link: Vec<u32>,
+    /// Fixed latency of each link (s).
+    link_tau: Vec<f64>,
+    /// Link of each (P, D) pair, index `p * n_decode + d` (into `links`).
+    pair_link: Vec<u32>,
     pairs: Vec<PairState>,
     hetero_tau: f64,
-    link_tau: f64,
     t_hs: f64,
     kv_bytes_per_token: f64,
     half_fe: f64,
@@ -120,8 +122,23 @@ pub struct Engine {
     stats: EngineStats,
 }
 
+/// Expert parallelism (`tpep`) of the replica groups; not part of [`ClusterConfig`]
+/// because the launcher does not deploy it (the study's names and the planner do).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpertParallel {
+    /// Collocated or prefill replicas.
+    pub first: bool,
+    /// Decode replicas.
+    pub decode: bool,
+}
+
 impl Engine {
     pub fn new(cfg: ClusterConfig) -> Result<Self, SimError> {
+        Self::with_expert_parallel(cfg, ExpertParallel::default())
+    }
+
+    /// Build the cluster; `ep` selects expert parallelism per replica group.
+    pub fn with_expert_parallel(cfg: ClusterConfig, ep: ExpertParallel) -> Result<Self, SimError> {
         let c = &cfg.constants;
         c.validate().map_err(SimError::Config)?;
         let spec = &cfg.spec;
@@ -170,22 +187,12 @@ impl Engine {
             max_num_seqs: c.scheduler.max_num_seqs,
         };
         let mut replicas = Vec::new();
-        for g in &groups {
-            let cap = kv_capacity(c, g.tp, &layout)?;
-            if cap.units < layout.units(cfg.max_model_len) {
-                return Err(SimError::Config(format!(
-                    "TP{} on {}: the KV cache holds {} tokens, less than one request of \
-                     max_model_len {} (vLLM refuses to start). Use a higher TP or a smaller \
-                     max_model_len.",
-                    g.tp,
-                    c.gpu.to_uppercase(),
-                    cap.units * u64::from(layout.block_size) / if hybrid { 1 } else { 2 },
-                    cfg.max_model_len
-                )));
-            }
+        for (gi, g) in groups.iter().enumerate() {
+            let cap = kv_capacity(c, g.tp, &layout, cfg.max_model_len)?;
+            let ep_on = if gi == 0 { ep.first } else { ep.decode };
             for _ in 0..g.num {
                 replicas.push(Replica::new(
-                    StepModel::new(c, g.tp),
+                    StepModel::with_ep(c, g.tp, ep_on),
                     layout,
                     cap.units,
                     limits,
@@ -195,34 +202,46 @@ impl Engine {
         let n_first = groups[0].num;
         let n_decode = if pd { groups[1].num } else { 0 };
         let routers = c.frontend.num_routers;
-        let (links, d_link, link_consts) = if pd {
-            // pd-pack moves KV over NVLink (cuda_ipc) unless UCX is forced to TCP
-            // (`UCX_TLS=tcp`, passed as NetworkKind::Tcp), which disables cuda_ipc too.
-            let nvlink = spec.mode == DeployMode::PdPack && cfg.network != NetworkKind::Tcp;
-            let lc = if nvlink {
-                c.network.nvlink
+        // PD links: a transfer between replicas on one node uses that D replica's NVLink
+        // (NIXL cuda_ipc) unless UCX is forced to TCP (`UCX_TLS=tcp`, NetworkKind::Tcp),
+        // which disables cuda_ipc too (then one loopback TCP path per node); between nodes
+        // it uses the node pair's network path, shared by every transfer on it.
+        let mut links: Vec<Link> = Vec::new();
+        let mut link_tau: Vec<f64> = Vec::new();
+        let mut pair_link = Vec::new();
+        if pd {
+            let placement = place(spec.mode, &groups, cfg.gpus_per_node);
+            let tcp = cfg.network == NetworkKind::Tcp;
+            let net = *c.network.link(cfg.network);
+            let mut keyed: HashMap<(u32, u32, u32), u32> = HashMap::new();
+            for p in 0..n_first {
+                for d in 0..n_decode {
+                    let np = placement.node_of[p as usize];
+                    let nd = placement.node_of[(n_first + d) as usize];
+                    let (key, lc) = if np == nd && !tcp {
+                        ((0, d, 0), c.network.nvlink)
+                    } else if np == nd {
+                        ((1, np, np), net)
+                    } else {
+                        ((2, np.min(nd), np.max(nd)), net)
+                    };
+                    let id = *keyed.entry(key).or_insert_with(|| {
+                        links.push(Link::new(lc.bandwidth, lc.per_flow_bandwidth));
+                        link_tau.push(lc.tau);
+                        (links.len() - 1) as u32
+                    });
+                    pair_link.push(id);
+                }
+            }
+            // CPU-progress transports slow the decode steps of the D replicas using them
+            let c_xfer = if tcp {
+                net.c_xfer
             } else {
-                *c.network.link(cfg.network)
+                c.network.nvlink.c_xfer.max(net.c_xfer)
             };
-            let links: Vec<Link> = if nvlink {
-                // NVLink: each D replica has its own GPUs' links
-                (0..n_decode)
-                    .map(|_| Link::new(lc.bandwidth, lc.per_flow_bandwidth))
-                    .collect()
-            } else {
-                // one network path between the P node and the D node
-                vec![Link::new(lc.bandwidth, lc.per_flow_bandwidth)]
-            };
-            let d_link = (0..n_decode)
-                .map(|d| if links.len() == 1 { 0 } else { d })
-                .collect();
-            (links, d_link, Some(lc))
-        } else {
-            (Vec::new(), Vec::new(), None)
-        };
-        let (link_tau, c_xfer) = link_consts.map_or((0.0, 0.0), |l| (l.tau, l.c_xfer));
-        for r in replicas.iter_mut().skip(n_first as usize) {
-            r.c_xfer = c_xfer;
+            for r in replicas.iter_mut().skip(n_first as usize) {
+                r.c_xfer = c_xfer;
+            }
         }
         let hetero_tau = if pd && groups[0].tp != groups[1].tp {
             c.pd.hetero_tau
@@ -239,10 +258,10 @@ impl Engine {
             first_router: PoolRouter::new(routers, n_first),
             decode_router: PoolRouter::new(routers, n_decode.max(1)),
             links,
-            d_link,
+            link_tau,
+            pair_link,
             pairs: vec![PairState::Cold; (n_first * n_decode) as usize],
             hetero_tau,
-            link_tau,
             t_hs: c.pd.t_hs,
             kv_bytes_per_token: c.model.kv_bytes_per_token(),
             half_fe: c.frontend.t_fe / 2.0,
@@ -436,9 +455,13 @@ impl Engine {
         let (router, prompt, max_tokens) = (req.router, req.prompt, req.max_tokens);
         let total = prompt.saturating_add(if self.pd { 1 } else { max_tokens });
         if prompt.saturating_add(max_tokens) > self.cfg.max_model_len {
+            // vLLM's OpenAI server rejects the request with HTTP 400 and this message
             let msg = format!(
-                "prompt ({prompt} tokens) + max_tokens ({max_tokens}) exceeds max_model_len {}",
-                self.cfg.max_model_len
+                "This model's maximum context length is {} tokens. However, you requested \
+                 {} tokens ({prompt} in the messages, {max_tokens} in the completion). Please \
+                 reduce the length of the messages or completion.",
+                self.cfg.max_model_len,
+                u64::from(prompt) + u64::from(max_tokens)
             );
             return self.fail(id, msg);
         }
@@ -458,7 +481,12 @@ impl Engine {
         let Some(req) = self.reqs.get_mut(&id) else {
             return;
         };
-        let hashes = std::mem::take(&mut req.hashes);
+        // PD: D looks the same blocks up in its own prefix cache later
+        let hashes = if self.pd {
+            req.hashes.clone()
+        } else {
+            std::mem::take(&mut req.hashes)
+        };
         let out = if self.pd { 1 } else { max_tokens };
         let slot = self.replicas[r as usize].add(id, prompt, out, hashes, kind);
         req.stage = Stage::First;
@@ -522,13 +550,13 @@ impl Engine {
             }
             return self.fail(id, "request can never fit in the decode KV cache".into());
         }
-        let slot = self.replicas[dr as usize].add(
-            id,
-            prompt,
-            max_tokens,
-            Vec::new(),
-            SeqKind::RemoteDecode,
-        );
+        let hashes = self
+            .reqs
+            .get_mut(&id)
+            .map(|q| std::mem::take(&mut q.hashes))
+            .unwrap_or_default();
+        let slot =
+            self.replicas[dr as usize].add(id, prompt, max_tokens, hashes, SeqKind::RemoteDecode);
         if let Some(req) = self.reqs.get_mut(&id) {
             req.stage = Stage::Decode;
             req.decode = Some((d, slot));
@@ -543,13 +571,13 @@ impl Engine {
         };
         let Some((p, _)) = req.first else { return };
         let d = dr - self.n_first;
-        let l = self.d_link[d as usize];
-        req.link = Some((l, false));
         let n_d = self.replicas.len() as u32 - self.n_first;
         let pair = (p * n_d + d) as usize;
+        let l = self.pair_link[pair];
+        req.link = Some((l, false));
         let wait = self.pairs[pair].wait(self.now, self.t_hs);
         self.replicas[dr as usize].inflight_xfers += 1;
-        let t = self.now + wait + self.link_tau + self.hetero_tau;
+        let t = self.now + wait + self.link_tau[l as usize] + self.hetero_tau;
         self.push(t, EvKind::FlowStart(id));
     }
 
@@ -559,7 +587,11 @@ impl Engine {
         };
         let Some((l, _)) = req.link else { return };
         req.link = Some((l, true));
-        let bytes = f64::from(req.prompt) * self.kv_bytes_per_token;
+        let tokens = match req.decode {
+            Some((d, slot)) => self.replicas[(d + self.n_first) as usize].remote_tokens(slot),
+            None => req.prompt,
+        };
+        let bytes = f64::from(tokens) * self.kv_bytes_per_token;
         self.links[l as usize].add(self.now, id, bytes);
         self.schedule_link(l);
     }

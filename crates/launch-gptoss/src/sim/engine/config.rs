@@ -95,7 +95,10 @@ pub enum HybridKv {
 pub struct MemoryConsts {
     pub gpu_memory_utilization: f64,
     pub weight_overhead: f64,
+    /// Activation peak of vLLM's profile run plus non-torch memory, per GPU (bytes).
     pub reserve_bytes: f64,
+    /// Extra non-torch memory per GPU when TP > 1 (NCCL and custom all-reduce buffers).
+    pub reserve_tp_bytes: f64,
     pub block_size: u32,
     pub hybrid_kv: HybridKv,
 }
@@ -273,6 +276,7 @@ impl SimConstants {
             ("step.alpha_ar", self.step.alpha_ar),
             ("memory.weight_overhead", self.memory.weight_overhead),
             ("memory.reserve_bytes", self.memory.reserve_bytes),
+            ("memory.reserve_tp_bytes", self.memory.reserve_tp_bytes),
             ("frontend.t_fe", self.frontend.t_fe),
             ("frontend.t_pd", self.frontend.t_pd),
             ("pd.t_hs", self.pd.t_hs),
