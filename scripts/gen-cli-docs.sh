@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate docs/CLI.md from the tools' --help output.
-# Each crate has a test (tests/cli_doc.rs) that fails when its --help and this file differ,
+# Each crate has a test (tests/it/cli_doc.rs) that fails when its --help and this file differ,
 # so run this after changing a flag:  bash scripts/gen-cli-docs.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

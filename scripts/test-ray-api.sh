@@ -3,7 +3,7 @@
 #
 # Creates (or reuses) a venv with ray[serve]==2.60.0 + pyarrow under
 # ${PD_LAB_CACHE:-$HOME/.cache/pd-lab}/venv-ray, starts a Ray head on loopback with two
-# fake GPUs (its own --temp-dir and ports; see shared/specs/RAY_SERVE_API.md), then checks
+# fake GPUs (its own --temp-dir and ports; see docs/RAY-SERVE-API.md), then checks
 # with the launch-gptoss binary:
 #   1. pre-flight and --dry-run on the real node data (Ray version, node IP, GPU count);
 #   2. infeasible deploys are refused before any PUT (Serve is never even started);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real full-stack test on a CPU-only machine (shared/specs/REAL_STACK_CPU.md):
+# Real full-stack test on a CPU-only machine (how and why: docs/REAL-STACK.md):
 # Ray 2.60 + Ray Serve LLM + vLLM (CPU build) + NIXL/UCX, a tiny random-weight GPT-OSS built
 # offline, deployed by launch-gptoss over the Serve REST API and measured by run-bm.
 #
@@ -13,8 +13,8 @@
 #   6. stops the head by the pids of its own session (never `ray stop`) and removes the
 #      /dev/shm segments vLLM leaked during the run.
 #
-# Needs ~8.5 GiB of free memory and both cores for ~10 minutes (7 with the venv cached):
-# run nothing else heavy meanwhile.
+# Needs ~8.5 GiB of free memory and both cores for ~10 minutes (614 s measured with the venv
+# cached, see docs/SETUP.md): run nothing else heavy meanwhile.
 #
 # Env: PD_LAB_CACHE (default ~/.cache/pd-lab), LAUNCH_GPTOSS / RUN_BM (binaries; default:
 #      cargo build, debug), REAL_STACK_DASHBOARD_PORT (29265), REAL_STACK_SERVE_PORT (29000),

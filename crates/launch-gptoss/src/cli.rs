@@ -57,11 +57,7 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct SimCalibrateArgs {
     /// Directory of real `vllm bench serve` result directories to compare with.
-    #[arg(
-        long,
-        default_value = "../shared/data/real-vllm-results",
-        value_name = "DIR"
-    )]
+    #[arg(long, default_value = "bm_results/reference", value_name = "DIR")]
     pub real_dir: PathBuf,
     /// Where to write the simulated result directories (viz-readable).
     #[arg(long, default_value = "bm_results/sim-calibration", value_name = "DIR")]

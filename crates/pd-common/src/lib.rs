@@ -3,6 +3,8 @@
 //! The three tools (`launch-gptoss`, `run-bm`, `viz`) never call each other: they
 //! exchange files on disk, and every one of those files is defined here.
 //!
+//! * [`bench`]: vLLM's benchmark semantics (request outcomes, metrics, arrival schedule),
+//!   shared by run-bm and the simulator's virtual client.
 //! * [`workload`]: input/output lengths, benchmark mode, sweep kind and value lists.
 //! * [`deployment`]: the deployment spec (what to deploy) and the deployment record
 //!   (what was deployed, written by `launch-gptoss`, read by `run-bm`).
@@ -12,18 +14,26 @@
 //! * [`naming`]: result directory and file names.
 //! * [`label`]: parser for the configuration labels found in legacy directory names.
 //! * [`fsutil`]: atomic file writes.
+//! * [`url`]: base URLs of the endpoints the tools talk to (one parser for every tool).
+//! * [`exit`]: the exit-code table shared by all tools.
+//! * `diag` (feature `cli`): one diagnostics channel for the tools' binaries.
 
+pub mod bench;
 #[cfg(feature = "cli-assets")]
 pub mod cli_assets;
 pub mod cli_doc;
 pub mod deployment;
+#[cfg(feature = "cli")]
+pub mod diag;
 pub mod error;
+pub mod exit;
 pub mod fsutil;
 pub mod label;
 pub mod manifest;
 pub mod naming;
 pub mod requests;
 pub mod result;
+pub mod url;
 pub mod workload;
 
 pub use deployment::{

@@ -1,36 +1,46 @@
-//! Every real `vllm bench serve` result in `../shared/data/real-vllm-results` parses into
-//! [`BenchResult`], writes back with every key and value (in order), and its directory
-//! name gives the right GPU count.
+//! Every real `vllm bench serve` result in `bm_results/reference` parses into
+//! [`BenchResult`] and writes back with every key and value (in order); the later runs'
+//! file and directory names give the right sweep point and GPU count.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use pd_common::label::parse_label;
 use pd_common::naming::parse_point_file_name;
 use pd_common::BenchResult;
 use pd_common::SweepKind;
 
-/// The shared fixtures: `$PD_LAB_REAL_RESULTS`, else `<workspace>/../shared/data/real-vllm-results`.
-pub fn real_results_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("PD_LAB_REAL_RESULTS") {
-        return PathBuf::from(p);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real-vllm-results")
-}
-
 fn result_dirs() -> Vec<PathBuf> {
-    let root = real_results_dir();
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap_or_else(|e| panic!("shared fixtures missing at {}: {e}", root.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    assert_eq!(dirs.len(), 14, "expected the 14 shared result directories");
-    dirs
+    pd_testkit::fixtures::later_run_dirs()
 }
 
 #[test]
-fn every_file_round_trips_key_for_key() {
+fn every_reference_file_round_trips_key_for_key() {
+    let mut files = 0;
+    for dir in pd_testkit::fixtures::reference_dirs() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let original: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let parsed = BenchResult::from_json_str(&text, &path).unwrap();
+            let back: serde_json::Value =
+                serde_json::from_str(&parsed.to_json_string().unwrap()).unwrap();
+            assert_eq!(back, original, "{}", path.display());
+            let keys =
+                |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+            assert_eq!(
+                keys(&back),
+                keys(&original),
+                "key order of {}",
+                path.display()
+            );
+            files += 1;
+        }
+    }
+    assert!(files >= 141, "{files} reference files");
+}
+
+#[test]
+fn later_runs_round_trip_and_name_their_point() {
     let mut files = 0;
     for dir in result_dirs() {
         for entry in std::fs::read_dir(&dir).unwrap() {

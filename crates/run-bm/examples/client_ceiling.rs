@@ -19,10 +19,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use pd_common::bench::{compute, MetricName, MetricOptions};
+use pd_testkit::fake_openai::{FakeServer, GenSpec, Reply};
 use run_bm::cancel::Cancel;
 use run_bm::client::HttpClient;
-use run_bm::fake_server::{FakeServer, GenSpec, Reply};
-use run_bm::metrics::{compute, MetricName, MetricOptions};
 use run_bm::prompt::{PromptFormat, PromptGen};
 use run_bm::runner::{run_point, LiveStats, PointPlan, RunSettings};
 

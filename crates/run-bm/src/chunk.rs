@@ -12,6 +12,8 @@ use std::time::Instant;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use pd_common::bench::ChunkTimeline;
+
 /// Token counts of a `usage` object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub struct Usage {
@@ -304,11 +306,9 @@ pub struct StreamRecorder {
     pub st: Instant,
     pub first: Option<Instant>,
     pub last: Option<Instant>,
-    /// Gaps between consecutive chunk events, seconds (vLLM's `itl`).
-    pub itl: Vec<f64>,
-    /// Tokens carried by each chunk event (from per-chunk `usage` when the server sends
-    /// it, else 1).
-    pub chunk_tokens: Vec<u32>,
+    /// Chunk events: gaps (vLLM's `itl`) and tokens carried by each chunk (from
+    /// per-chunk `usage` when the server sends it, else 1).
+    pub chunks: ChunkTimeline,
     /// True once a chunk carried running usage (`continuous_usage_stats`).
     pub continuous_usage: bool,
     running_tokens: u64,
@@ -328,8 +328,7 @@ impl StreamRecorder {
             st,
             first: None,
             last: None,
-            itl: Vec::with_capacity(expected_chunks.saturating_sub(1).min(1 << 16)),
-            chunk_tokens: Vec::with_capacity(expected_chunks.min(1 << 16)),
+            chunks: ChunkTimeline::with_capacity(expected_chunks.min(1 << 16)),
             continuous_usage: false,
             running_tokens: 0,
             completion_tokens: None,
@@ -341,7 +340,7 @@ impl StreamRecorder {
 
     /// Number of chunk events so far.
     pub fn chunks(&self) -> usize {
-        self.chunk_tokens.len()
+        self.chunks.len()
     }
 
     /// Handle one SSE payload received at `t`.
@@ -363,12 +362,13 @@ impl StreamRecorder {
             return Err(StreamError::ErrorEvent(err));
         }
         if info.n_choices > 0 {
-            match self.last {
-                None => self.first = Some(t),
-                Some(prev) => self
-                    .itl
-                    .push(t.saturating_duration_since(prev).as_secs_f64()),
-            }
+            let gap = match self.last {
+                None => {
+                    self.first = Some(t);
+                    0.0
+                }
+                Some(prev) => t.saturating_duration_since(prev).as_secs_f64(),
+            };
             self.last = Some(t);
             let tokens = match info.usage.and_then(|u| u.completion_tokens) {
                 Some(c) => {
@@ -379,7 +379,7 @@ impl StreamRecorder {
                 }
                 None => 1,
             };
-            self.chunk_tokens.push(tokens);
+            self.chunks.push(gap, tokens);
         } else if let Some(u) = info.usage {
             if u.completion_tokens.is_some() {
                 self.completion_tokens = u.completion_tokens;
@@ -490,8 +490,8 @@ mod tests {
         .unwrap();
         assert!((r.ttft() - 0.1).abs() < 1e-9);
         assert!((r.latency() - 0.15).abs() < 1e-9);
-        assert_eq!(r.chunk_tokens, vec![1, 2, 1]);
-        assert_eq!(r.itl.len(), 2);
+        assert_eq!(r.chunks.tokens().collect::<Vec<_>>(), vec![1, 2, 1]);
+        assert_eq!(r.chunks.gaps().len(), 2);
         assert_eq!((r.completion_tokens, r.prompt_tokens), (Some(4), Some(10)));
         assert!(r.continuous_usage);
     }

@@ -8,8 +8,8 @@ use clap::{Parser, ValueEnum};
 use pd_common::workload::{parse_concurrency_list, parse_rate_list};
 use pd_common::{BenchMode, SweepKind};
 
-use crate::metrics::{Goodput, MetricName};
 use crate::prompt::{PromptFormat, DEFAULT_VOCAB_SIZE};
+use pd_common::bench::{Goodput, MetricName};
 
 /// Default base URL when neither the flag nor a deployment record gives one.
 pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8000";

@@ -11,8 +11,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::chunk::{error_message, StreamRecorder};
+use crate::chunk::{error_message, StreamError, StreamRecorder};
 use crate::sse::SseParser;
+use pd_common::bench::{Failure, FailureKind};
 
 /// Largest error body read from a non-200 response.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -35,17 +36,33 @@ pub enum ClientError {
 /// Why one request failed; the text goes into the result's `errors` and the CSV.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestError {
+    pub kind: FailureKind,
     /// HTTP status (0 when there was no response).
     pub http_status: u16,
     pub message: String,
 }
 
 impl RequestError {
-    fn new(http_status: u16, message: impl Into<String>) -> Self {
+    pub fn new(kind: FailureKind, http_status: u16, message: impl Into<String>) -> Self {
         RequestError {
+            kind,
             http_status,
             message: message.into(),
         }
+    }
+
+    /// A failure inside a 200 stream.
+    fn stream(e: StreamError) -> Self {
+        let kind = match e {
+            StreamError::Json { .. } => FailureKind::Malformed,
+            StreamError::ErrorEvent(_) => FailureKind::ErrorEvent,
+        };
+        RequestError::new(kind, 200, e.to_string())
+    }
+
+    /// The failure recorded in the request's outcome.
+    pub fn into_failure(self) -> Failure {
+        Failure::new(self.kind, self.message)
     }
 }
 
@@ -185,14 +202,21 @@ impl HttpClient {
         if let Ok(v) = HeaderValue::from_str(request_id) {
             req = req.header("x-request-id", v);
         }
-        let req = req
-            .body(Full::new(body))
-            .map_err(|e| RequestError::new(0, format!("cannot build request: {e}")))?;
+        let req = req.body(Full::new(body)).map_err(|e| {
+            RequestError::new(
+                FailureKind::Transport,
+                0,
+                format!("cannot build request: {e}"),
+            )
+        })?;
         rec.st = Instant::now();
-        let resp =
-            self.inner.request(req).await.map_err(|e| {
-                RequestError::new(0, format!("request failed: {}", error_chain(&e)))
-            })?;
+        let resp = self.inner.request(req).await.map_err(|e| {
+            RequestError::new(
+                FailureKind::Transport,
+                0,
+                format!("request failed: {}", error_chain(&e)),
+            )
+        })?;
         let status = resp.status();
         if status != StatusCode::OK {
             let code = status.as_u16();
@@ -208,7 +232,7 @@ impl HttpClient {
             } else {
                 format!("HTTP {code} {reason}: {detail}")
             };
-            return Err(RequestError::new(code, msg));
+            return Err(RequestError::new(FailureKind::Http, code, msg));
         }
         let mut body = resp.into_body();
         let mut parser = SseParser::new();
@@ -217,6 +241,7 @@ impl HttpClient {
                 None => break,
                 Some(Err(e)) => {
                     return Err(RequestError::new(
+                        FailureKind::Transport,
                         200,
                         format!(
                             "stream broken after {} chunks: {}",
@@ -230,7 +255,7 @@ impl HttpClient {
                     if let Some(data) = frame.data_ref() {
                         parser
                             .feed(data, |p| rec.on_payload(p, t))
-                            .map_err(|e| RequestError::new(200, e.to_string()))?;
+                            .map_err(RequestError::stream)?;
                     }
                 }
             }
@@ -238,9 +263,10 @@ impl HttpClient {
         let t = Instant::now();
         parser
             .finish(|p| rec.on_payload(p, t))
-            .map_err(|e| RequestError::new(200, e.to_string()))?;
+            .map_err(RequestError::stream)?;
         if rec.first.is_none() {
             return Err(RequestError::new(
+                FailureKind::Incomplete,
                 200,
                 "Never received a valid chunk to calculate TTFT (the stream ended without any completion chunk)",
             ));

@@ -10,8 +10,8 @@ use pd_common::workload::{prompts_for_concurrency, PROMPTS_PER_RATE_POINT};
 use pd_common::{SweepKind, Workload};
 
 use crate::cli::{Cli, DEFAULT_BASE_URL, DEFAULT_SERVED_MODEL};
-use crate::metrics::{Goodput, MetricName};
 use crate::prompt::PromptFormat;
+use pd_common::bench::{Goodput, MetricName};
 
 /// Configuration errors.
 #[derive(Debug, thiserror::Error)]

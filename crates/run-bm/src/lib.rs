@@ -5,18 +5,15 @@
 //! * [`prompt`]: token-id (or text) prompts of the asked length.
 //! * [`client`], [`sse`], [`chunk`]: the HTTP client and the streaming reader.
 //! * [`schedule`], [`runner`], [`cancel`]: arrivals, concurrency, Ctrl-C.
-//! * [`metrics`]: vLLM's metric definitions plus pd-lab's extras.
+//! * metrics: `pd_common::bench` (shared with the simulator's virtual client).
 //! * [`output`], [`summary`], [`progress`]: files, console summary, progress display.
 //! * [`sweep`], [`smoke`], [`probe`]: the two commands and the start-of-run check.
-//! * [`fake_server`]: a scripted OpenAI-compatible server for tests and benchmarks.
 
 pub mod cancel;
 pub mod chunk;
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod fake_server;
-pub mod metrics;
 pub mod output;
 pub mod probe;
 pub mod progress;

@@ -13,9 +13,9 @@ use pd_common::{BenchResult, ExperimentManifest, PdLabExtra, RequestRate};
 use serde_json::{Map, Value};
 
 use crate::config::{PointSpec, RunConfig};
-use crate::metrics::PointMetrics;
 use crate::runner::PointRun;
 use crate::schedule::ScheduleReport;
+use pd_common::bench::PointMetrics;
 
 /// A monotonic origin for `start_times` (seconds since the process's first use).
 pub fn process_origin() -> Instant {
@@ -57,7 +57,7 @@ pub fn build_result(
     let outs = &run.outcomes;
     let origin = process_origin();
     let t0_mono = run.t0.saturating_duration_since(origin).as_secs_f64();
-    let list = |f: &dyn Fn(&crate::metrics::RequestOutcome) -> f64| -> Option<Vec<f64>> {
+    let list = |f: &dyn Fn(&pd_common::bench::RequestOutcome) -> f64| -> Option<Vec<f64>> {
         detailed.then(|| outs.iter().map(f).collect())
     };
     let record = cfg.record.as_ref();
@@ -104,10 +104,10 @@ pub fn build_result(
     other.insert("max_schedule_delay_ms".into(), num(sched.max_delay * 1e3));
     let queue: Vec<f64> = outs
         .iter()
-        .filter(|o| o.success)
+        .filter(|o| o.is_success())
         .map(|o| o.client_queue_time())
         .collect();
-    let qs = crate::metrics::MetricStats::of_seconds(&queue, &cfg.percentiles);
+    let qs = pd_common::bench::MetricStats::of_seconds(&queue, &cfg.percentiles);
     for (k, v) in qs.keys("client_queue_time") {
         other.entry(k).or_insert(num(v));
     }
@@ -147,7 +147,7 @@ pub fn build_result(
         input_lens: detailed.then(|| {
             outs.iter()
                 .map(|o| {
-                    if o.success {
+                    if o.is_success() {
                         o.prompt_len
                     } else {
                         o.client_prompt_len
@@ -157,12 +157,12 @@ pub fn build_result(
         }),
         output_lens: detailed.then(|| outs.iter().map(|o| o.output_len()).collect()),
         ttfts: list(&|o| o.ttft),
-        itls: detailed.then(|| outs.iter().map(|o| o.itl.clone()).collect()),
+        itls: detailed.then(|| outs.iter().map(|o| o.chunks.gaps().collect()).collect()),
         latencies: list(&|o| o.latency),
         start_times: list(&|o| t0_mono + o.sent_s),
         queue_times: list(&|o| o.client_queue_time()),
         generated_texts: detailed.then(|| outs.iter().map(|o| o.text.clone()).collect()),
-        errors: detailed.then(|| outs.iter().map(|o| o.error.clone()).collect()),
+        errors: detailed.then(|| outs.iter().map(|o| o.error_text().to_string()).collect()),
         max_output_tokens_per_s: Some(m.max_output_tokens_per_s),
         max_concurrent_requests: Some(m.max_concurrent_requests),
         interrupted: run.interrupted,
@@ -186,16 +186,16 @@ pub fn request_records(run: &PointRun) -> Vec<RequestRecord> {
             queue_wait_s: (o.sent_s - o.scheduled_s).max(0.0),
             ttft_s: o.ttft,
             e2el_s: o.latency,
-            prompt_tokens: if o.success {
+            prompt_tokens: if o.is_success() {
                 o.prompt_len
             } else {
                 o.client_prompt_len
             },
             output_tokens: o.output_len(),
-            chunks: o.chunk_tokens.len() as u64,
-            success: o.success,
+            chunks: o.chunks.len() as u64,
+            success: o.is_success(),
             http_status: o.http_status,
-            error: o.error.clone(),
+            error: o.error_text().to_string(),
         })
         .collect()
 }

@@ -18,9 +18,9 @@ use tokio::task::JoinSet;
 use crate::cancel::{Cancel, Level};
 use crate::chunk::StreamRecorder;
 use crate::client::{HttpClient, RequestError};
-use crate::metrics::RequestOutcome;
 use crate::prompt::PromptGen;
-use crate::schedule::arrival_offsets;
+use pd_common::bench::arrival_offsets;
+use pd_common::bench::{FailureKind, RequestOutcome};
 
 /// What every request of a run shares.
 #[derive(Debug)]
@@ -107,7 +107,7 @@ pub struct LiveStats {
 
 impl LiveStats {
     fn record(&self, o: &RequestOutcome) {
-        if o.success {
+        if o.is_success() {
             self.completed.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut s) = self.samples.lock() {
                 s.0.push(o.ttft);
@@ -280,15 +280,17 @@ async fn run_one(
     let result = tokio::select! {
         r = tokio::time::timeout(timeout, settings.client.stream_completion(body, &request_id, &mut rec)) => match r {
             Ok(r) => r,
-            Err(_) => Err(RequestError {
-                http_status: 0,
-                message: format!("timed out after {:.1} s (--timeout)", timeout.as_secs_f64()),
-            }),
+            Err(_) => Err(RequestError::new(
+                FailureKind::Timeout,
+                0,
+                format!("timed out after {:.1} s (--timeout)", timeout.as_secs_f64()),
+            )),
         },
-        _ = cancel.reached(Level::Abort) => Err(RequestError {
-            http_status: 0,
-            message: "aborted: interrupted (Ctrl-C) before the response finished".to_string(),
-        }),
+        _ = cancel.reached(Level::Abort) => Err(RequestError::new(
+            FailureKind::Aborted,
+            0,
+            "aborted: interrupted (Ctrl-C) before the response finished",
+        )),
     };
     let outcome = outcome_from(
         &mut rec,
@@ -301,8 +303,8 @@ async fn run_one(
             client_prompt_len: settings.prompts.len(),
         },
     );
-    if !outcome.success {
-        tracing::debug!(index, error = %outcome.error, "request failed");
+    if let Some(f) = &outcome.failure {
+        tracing::debug!(index, error = %f, "request failed");
     }
     live.record(&outcome);
     Some(outcome)
@@ -326,18 +328,18 @@ pub fn outcome_from(
     t0: Instant,
     place: RequestPlacement,
 ) -> RequestOutcome {
-    let (success, http_status, error) = match result {
-        Ok(()) => (true, 200, String::new()),
-        Err(e) => (false, e.http_status, e.message),
+    let (http_status, failure) = match result {
+        Ok(()) => (200, None),
+        Err(e) => (e.http_status, Some(e.into_failure())),
     };
+    let success = failure.is_none();
     RequestOutcome {
         index: place.index,
         scheduled_s: place.scheduled_s,
         arrival_s: place.arrival_s,
         sent_s: rec.st.saturating_duration_since(t0).as_secs_f64(),
-        success,
+        failure,
         http_status,
-        error,
         prompt_len: rec.prompt_tokens.unwrap_or(place.client_prompt_len),
         client_prompt_len: place.client_prompt_len,
         output_tokens: if success {
@@ -346,8 +348,7 @@ pub fn outcome_from(
             0
         },
         ttft: rec.ttft(),
-        itl: std::mem::take(&mut rec.itl),
-        chunk_tokens: std::mem::take(&mut rec.chunk_tokens),
+        chunks: std::mem::take(&mut rec.chunks),
         continuous_usage: rec.continuous_usage,
         latency: if success { rec.latency() } else { 0.0 },
         text: if success {

@@ -8,10 +8,10 @@ use bytes::Bytes;
 use pd_common::result::{percentile_sorted, summarize};
 
 use crate::chunk::StreamRecorder;
-use crate::client::HttpClient;
+use crate::client::{HttpClient, RequestError};
 use crate::config::RunConfig;
-use crate::metrics::RequestOutcome;
 use crate::probe::check_server;
+use pd_common::bench::{FailureKind, RequestOutcome};
 
 /// The smoke prompt.
 pub const SMOKE_PROMPT: &str = "Count: 1, 2, 3,";
@@ -71,27 +71,30 @@ pub async fn run_smoke(cfg: &RunConfig) -> anyhow::Result<SmokeReport> {
     )
     .await
     {
-        Ok(r) => r.map_err(|e| e.message),
-        Err(_) => Err(format!("timed out after {:.0} s", timeout.as_secs_f64())),
+        Ok(r) => r,
+        Err(_) => Err(RequestError::new(
+            FailureKind::Timeout,
+            0,
+            format!("timed out after {:.0} s", timeout.as_secs_f64()),
+        )),
     };
     println!();
     let outcome = RequestOutcome {
-        success: result.is_ok(),
+        failure: result.as_ref().err().map(|e| e.clone().into_failure()),
         ttft: rec.ttft(),
-        itl: rec.itl.clone(),
-        chunk_tokens: rec.chunk_tokens.clone(),
+        chunks: rec.chunks.clone(),
         continuous_usage: rec.continuous_usage,
         latency: rec.latency(),
         output_tokens: rec.completion_tokens.unwrap_or(0),
         ..Default::default()
     };
     let mut gaps = Vec::new();
-    outcome.push_token_itl(&mut gaps);
+    outcome.chunks.push_token_itl(&mut gaps);
     let s = summarize(&gaps);
     gaps.sort_by(f64::total_cmp);
     let mut report = SmokeReport {
         ok: result.is_ok(),
-        error: result.err(),
+        error: result.err().map(|e| e.message),
         ttft_ms: outcome.ttft * 1e3,
         tpot_mean_ms: s.mean * 1e3,
         tpot_std_ms: s.std * 1e3,

@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use pd_common::result::percentile_word;
 
-use crate::metrics::PointMetrics;
 use crate::schedule::ScheduleReport;
+use pd_common::bench::PointMetrics;
 
 /// Inputs of the summary that are not metrics.
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +107,7 @@ pub fn render(h: &SummaryHeader, m: &PointMetrics, sched: Option<&ScheduleReport
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{MetricName, MetricStats};
+    use pd_common::bench::{MetricName, MetricStats};
 
     #[test]
     fn layout_matches_vllm() {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use crate::cancel::Cancel;
 use crate::client::{ClientError, HttpClient};
 use crate::config::{PointSpec, RunConfig};
-use crate::metrics::{compute, MetricOptions};
 use crate::output::{build_result, write_point, RunFacts};
 use crate::probe::{check_server, ProbeError};
 use crate::progress::Progress;
@@ -15,6 +14,7 @@ use crate::prompt::PromptGen;
 use crate::runner::{run_point, LiveStats, PointPlan, RunSettings};
 use crate::schedule::ScheduleReport;
 use crate::summary::{render, SummaryHeader};
+use pd_common::bench::{compute, MetricOptions};
 
 /// Why a sweep could not run.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +136,7 @@ pub async fn run_sweep(cfg: &RunConfig, cancel: &Cancel) -> Result<SweepOutcome,
             )
             .await;
             facts.warmup_sent = run.outcomes.len() as u64;
-            let failed = run.outcomes.iter().filter(|o| !o.success).count();
+            let failed = run.outcomes.iter().filter(|o| !o.is_success()).count();
             if failed > 0 {
                 eprintln!("[{}] warmup: {failed} request(s) failed", stem(point));
             }
@@ -232,12 +232,12 @@ fn stem(point: &PointSpec) -> String {
 }
 
 /// Print the distinct errors of a point (at most 5, with counts).
-fn report_errors(point: &PointSpec, outcomes: &[crate::metrics::RequestOutcome]) {
+fn report_errors(point: &PointSpec, outcomes: &[pd_common::bench::RequestOutcome]) {
     let mut counts: Vec<(String, usize)> = Vec::new();
-    for o in outcomes.iter().filter(|o| !o.success) {
-        match counts.iter_mut().find(|(e, _)| *e == o.error) {
+    for o in outcomes.iter().filter(|o| !o.is_success()) {
+        match counts.iter_mut().find(|(e, _)| e == o.error_text()) {
             Some((_, n)) => *n += 1,
-            None => counts.push((o.error.clone(), 1)),
+            None => counts.push((o.error_text().to_string(), 1)),
         }
     }
     for (e, n) in counts.iter().take(5) {

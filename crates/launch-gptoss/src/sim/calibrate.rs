@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use pd_common::deployment::{DeployMode, DeploymentSpec, GpuKind, ServingBackend};
@@ -525,9 +525,4 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
             .with_context(|| format!("creating {}", parent.display()))?;
     }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Default location of the shared real results relative to this crate (for tests).
-pub fn shared_real_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real-vllm-results")
 }

@@ -1,0 +1,13 @@
+//! Integration tests of `launch-gptoss`, one test binary (shorter link time than one per file).
+
+mod cli_doc;
+mod e2e_pipeline;
+mod ray_cli;
+mod ray_flow;
+mod ray_golden;
+mod sim_cli;
+mod sim_common;
+mod sim_engine;
+mod sim_engine_calibration;
+mod sim_http;
+mod sim_process;

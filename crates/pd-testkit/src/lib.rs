@@ -1,0 +1,13 @@
+//! Test support shared by the pd-lab crates (a dev-dependency only; never shipped).
+//!
+//! * [`fixtures`]: where the reference data is, inside the repository.
+//! * [`process`]: child-process guards, pid checks, polling.
+//! * [`net`]: free ports and a minimal HTTP/1.1 client for asserting on responses.
+//! * [`fake_openai`]: a scripted OpenAI-compatible server (also used by benchmarks).
+//! * [`fake_ray`]: a fake Ray dashboard + Serve endpoint.
+
+pub mod fake_openai;
+pub mod fake_ray;
+pub mod fixtures;
+pub mod net;
+pub mod process;

@@ -1,0 +1,11 @@
+//! Integration tests of `viz`, one test binary (shorter link time than one per file).
+
+mod bad_input;
+mod cli;
+mod cli_doc;
+mod common;
+mod plots;
+mod real_results;
+mod report;
+mod sla;
+mod snapshots;
