@@ -56,21 +56,41 @@ pub enum Command {
 /// Arguments of `sim-calibrate`.
 #[derive(Debug, Clone, Args)]
 pub struct SimCalibrateArgs {
-    /// Directory of real `vllm bench serve` result directories to compare with.
+    /// Real `vllm bench serve` results to compare with: a directory of result directories,
+    /// or one result directory. Repeatable.
     #[arg(long, default_value = "bm_results/reference", value_name = "DIR")]
-    pub real_dir: PathBuf,
+    pub real_dir: Vec<PathBuf>,
     /// Where to write the simulated result directories (viz-readable).
     #[arg(long, default_value = "bm_results/sim-calibration", value_name = "DIR")]
     pub out: PathBuf,
-    /// Also write the comparison table as Markdown to this file.
+    /// Also write the comparison as Markdown to this file.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
-    /// Simulator constants (TOML) replacing the built-in ones.
+    /// Simulator constants (TOML) replacing the built-in ones of the file's GPU kind.
+    /// Repeatable (one per GPU kind).
     #[arg(long, value_name = "FILE")]
-    pub sim_config: Option<PathBuf>,
-    /// Random seed.
+    pub sim_config: Vec<PathBuf>,
+    /// Random seed (routing, arrival schedules).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Worker threads [default: the available cores].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Also measure out-of-sample error: leave one configuration out, fit the free
+    /// constants on the others, predict it (slow: one fit per configuration).
+    #[arg(long)]
+    pub loco: bool,
+    /// Fit the free constants on every configuration and print them (in-sample).
+    #[arg(long)]
+    pub fit: bool,
+    /// With --fit: write h100.toml and h200.toml with the fitted values (comments kept)
+    /// into this directory.
+    #[arg(long, value_name = "DIR", requires = "fit")]
+    pub fit_out: Option<PathBuf>,
+    /// With --fit or --loco: keep this free constant at its file value (repeatable; names
+    /// as --fit prints them, e.g. pd.t_hs).
+    #[arg(long, value_name = "NAME")]
+    pub fit_fix: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

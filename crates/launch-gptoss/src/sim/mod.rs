@@ -5,11 +5,15 @@
 //! * [`protocol`], [`server`], [`metrics`], [`lag`]: the vLLM-compatible HTTP server.
 //! * [`plan`], [`process`]: `launch-gptoss --backend sim` as a background process.
 //! * [`calibrate`]: the simulator against real results, in virtual time.
+//! * [`vclient`], [`bench_file`], [`parallel`]: the virtual-time benchmark client, the
+//!   result file of a simulated point, a parallel map over configurations.
 
+pub mod bench_file;
 pub mod calibrate;
 pub mod engine;
 pub mod lag;
 pub mod metrics;
+pub mod parallel;
 pub mod plan;
 pub mod process;
 pub mod protocol;
@@ -88,7 +92,8 @@ pub fn launch(spec: &DeploymentSpec, args: &LaunchArgs) -> Result<i32> {
         eprintln!("warning: {w}");
     }
     // Fail here, with a clear message, on bad constants or an impossible cluster.
-    engine::Engine::new(plan.cluster_config()?).context("building the simulated cluster")?;
+    engine::Engine::with_extras(plan.cluster_config()?, plan.extras())
+        .context("building the simulated cluster")?;
     if args.foreground {
         return run_plan(&plan, None);
     }
@@ -172,8 +177,8 @@ fn remove_own_record(path: &Path) {
 
 /// Run the server of a plan until SIGTERM / Ctrl-C.
 fn run_plan(plan: &SimPlan, plan_path: Option<&Path>) -> Result<i32> {
-    let engine =
-        engine::Engine::new(plan.cluster_config()?).context("building the simulated cluster")?;
+    let engine = engine::Engine::with_extras(plan.cluster_config()?, plan.extras())
+        .context("building the simulated cluster")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sim-http")

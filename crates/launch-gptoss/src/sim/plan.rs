@@ -8,7 +8,7 @@ use pd_common::deployment::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::engine::{ClusterConfig, NetworkKind, SimConstants};
+use super::engine::{ClusterConfig, EngineExtras, NetworkKind, SimConstants};
 use super::server::ServerOptions;
 use crate::cli::{LaunchArgs, Network};
 
@@ -60,6 +60,9 @@ pub struct SimPlan {
     pub record: DeploymentRecord,
     /// Write the record once listening (foreground mode).
     pub write_record: bool,
+    /// `--decode-bench`: simulate vLLM's DecodeBenchConnector (collocated only).
+    #[serde(default)]
+    pub decode_bench: bool,
 }
 
 fn network_kind(n: Network) -> NetworkKind {
@@ -204,6 +207,7 @@ impl SimPlan {
             record_path: absolute(record_path)?,
             record,
             write_record: args.foreground,
+            decode_bench: args.decode_bench,
         };
         Ok((plan, warning))
     }
@@ -226,6 +230,14 @@ impl SimPlan {
             max_model_len: self.max_model_len,
             seed: self.seed,
         })
+    }
+
+    /// The engine options beyond the cluster configuration.
+    pub fn extras(&self) -> EngineExtras {
+        EngineExtras {
+            decode_bench: self.decode_bench,
+            ..EngineExtras::default()
+        }
     }
 
     pub fn server_options(&self) -> ServerOptions {

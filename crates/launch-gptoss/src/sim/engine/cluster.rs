@@ -107,7 +107,15 @@ pub struct Engine {
     /// Link of each (P, D) pair, index `p * n_decode + d` (into `links`).
     pair_link: Vec<u32>,
     pairs: Vec<PairState>,
-    hetero_tau: f64,
+    /// Extra transfer time per prompt block when P TP ≠ D TP (0 otherwise).
+    hetero_per_block: f64,
+    /// Inbound latency per prompt token.
+    fe_per_token: f64,
+    block_size: u32,
+    decode_bench: bool,
+    /// HTTP proxy service time per streamed message, and when it is next free.
+    t_chunk: f64,
+    proxy_free: SimTime,
     t_hs: f64,
     kv_bytes_per_token: f64,
     half_fe: f64,
@@ -123,8 +131,8 @@ pub struct Engine {
 }
 
 /// Expert parallelism (`tpep`) of the replica groups; not part of [`ClusterConfig`]
-/// because the launcher does not deploy it (the study's names and the planner do).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// because the launcher has no flag for it (the study's names and the planner do).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExpertParallel {
     /// Collocated or prefill replicas.
     pub first: bool,
@@ -132,13 +140,36 @@ pub struct ExpertParallel {
     pub decode: bool,
 }
 
+/// Options of a simulated cluster beyond [`ClusterConfig`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EngineExtras {
+    pub expert_parallel: ExpertParallel,
+    /// vLLM's DecodeBenchConnector (collocated only): a request's prompt KV is filled with
+    /// dummy values when it is admitted instead of being computed, so the replica only
+    /// decodes (first token = one step on the last prompt token). As with any KV
+    /// connector, the hybrid KV manager is off.
+    pub decode_bench: bool,
+}
+
 impl Engine {
     pub fn new(cfg: ClusterConfig) -> Result<Self, SimError> {
-        Self::with_expert_parallel(cfg, ExpertParallel::default())
+        Self::with_extras(cfg, EngineExtras::default())
     }
 
     /// Build the cluster; `ep` selects expert parallelism per replica group.
     pub fn with_expert_parallel(cfg: ClusterConfig, ep: ExpertParallel) -> Result<Self, SimError> {
+        Self::with_extras(
+            cfg,
+            EngineExtras {
+                expert_parallel: ep,
+                decode_bench: false,
+            },
+        )
+    }
+
+    /// Build the cluster with its extra options.
+    pub fn with_extras(cfg: ClusterConfig, extras: EngineExtras) -> Result<Self, SimError> {
+        let ep = extras.expert_parallel;
         let c = &cfg.constants;
         c.validate().map_err(SimError::Config)?;
         let spec = &cfg.spec;
@@ -172,8 +203,15 @@ impl Engine {
                 )));
             }
         }
+        if extras.decode_bench && pd {
+            return Err(SimError::Config(
+                "--decode-bench deploys vLLM's DecodeBenchConnector, which skips prefill; it is \
+                 meant for --mode collocated, not for PD modes"
+                    .into(),
+            ));
+        }
         let hybrid = match c.memory.hybrid_kv {
-            HybridKv::Auto => !pd,
+            HybridKv::Auto => !pd && !extras.decode_bench,
             HybridKv::On => true,
             HybridKv::Off => false,
         };
@@ -243,11 +281,13 @@ impl Engine {
                 r.c_xfer = c_xfer;
             }
         }
-        let hetero_tau = if pd && groups[0].tp != groups[1].tp {
-            c.pd.hetero_tau
+        // heterogeneous TP: every block of every layer is split for each D rank
+        let hetero_per_block = if pd && groups[0].tp != groups[1].tp {
+            c.pd.hetero_per_block * f64::from(groups[1].tp)
         } else {
             0.0
         };
+
         Ok(Engine {
             now: 0.0,
             heap: BinaryHeap::new(),
@@ -261,7 +301,12 @@ impl Engine {
             link_tau,
             pair_link,
             pairs: vec![PairState::Cold; (n_first * n_decode) as usize],
-            hetero_tau,
+            hetero_per_block,
+            fe_per_token: c.frontend.t_fe_per_token,
+            block_size: c.memory.block_size.max(1),
+            decode_bench: extras.decode_bench,
+            t_chunk: c.frontend.t_chunk,
+            proxy_free: 0.0,
             t_hs: c.pd.t_hs,
             kv_bytes_per_token: c.model.kv_bytes_per_token(),
             half_fe: c.frontend.t_fe / 2.0,
@@ -339,7 +384,8 @@ impl Engine {
                 p_held: false,
             },
         );
-        self.push(now + self.half_fe, EvKind::Arrive(req.id));
+        let inbound = self.half_fe + self.fe_per_token * f64::from(req.prompt_tokens);
+        self.push(now + inbound, EvKind::Arrive(req.id));
     }
 
     pub fn next_event_time(&self) -> Option<SimTime> {
@@ -419,10 +465,18 @@ impl Engine {
         s
     }
 
+    /// A message leaving the cluster at `t` passes the HTTP proxy, one FIFO server
+    /// (`t_chunk` per message): its delivery time.
+    fn through_proxy(&mut self, t: SimTime) -> SimTime {
+        let d = t.max(self.proxy_free) + self.t_chunk;
+        self.proxy_free = d;
+        d
+    }
+
     fn fail(&mut self, id: u64, msg: String) {
         self.reqs.remove(&id);
         self.stats.failed_total += 1;
-        let t = self.now + self.half_fe;
+        let t = self.through_proxy(self.now + self.half_fe);
         self.emit(id, t, EmissionKind::Failed(msg));
     }
 
@@ -440,9 +494,25 @@ impl Engine {
             rep.busy = true;
             self.push(now + dur, EvKind::StepEnd(r));
         }
-        for &slot in &starts {
-            if let Some(id) = self.replicas[r as usize].req_of(slot) {
-                self.start_transfer(id, r);
+        if self.decode_bench {
+            // the connector fills the prompt's KV at admission: ready at once
+            for &slot in &starts {
+                self.replicas[r as usize].kv_ready(slot);
+            }
+            let rep = &mut self.replicas[r as usize];
+            if !starts.is_empty() && !rep.busy {
+                let mut none = Vec::new();
+                let dur = rep.schedule(&mut none);
+                if dur > 0.0 {
+                    rep.busy = true;
+                    self.push(now + dur, EvKind::StepEnd(r));
+                }
+            }
+        } else {
+            for &slot in &starts {
+                if let Some(id) = self.replicas[r as usize].req_of(slot) {
+                    self.start_transfer(id, r);
+                }
             }
         }
         self.kv_starts = starts;
@@ -475,6 +545,8 @@ impl Engine {
         }
         let kind = if self.pd {
             SeqKind::PrefillOnly
+        } else if self.decode_bench {
+            SeqKind::RemoteDecode
         } else {
             SeqKind::Local
         };
@@ -512,11 +584,12 @@ impl Engine {
                     req.p_held = true;
                     let router = req.router;
                     self.first_router.done(router, r);
-                    self.push(now + self.t_pd, EvKind::DSubmit(o.req));
+                    let inbound = self.t_pd + self.fe_per_token * f64::from(req.prompt);
+                    self.push(now + inbound, EvKind::DSubmit(o.req));
                 }
                 continue;
             }
-            let t = now + self.half_fe;
+            let t = self.through_proxy(now + self.half_fe);
             self.stats.generation_tokens_total += 1;
             self.emit(o.req, t, EmissionKind::Tokens(1));
             if o.finished {
@@ -570,6 +643,7 @@ impl Engine {
             return;
         };
         let Some((p, _)) = req.first else { return };
+        let d_slot = req.decode.map_or(0, |(_, s)| s);
         let d = dr - self.n_first;
         let n_d = self.replicas.len() as u32 - self.n_first;
         let pair = (p * n_d + d) as usize;
@@ -577,7 +651,11 @@ impl Engine {
         req.link = Some((l, false));
         let wait = self.pairs[pair].wait(self.now, self.t_hs);
         self.replicas[dr as usize].inflight_xfers += 1;
-        let t = self.now + wait + self.link_tau[l as usize] + self.hetero_tau;
+        let blocks = self.replicas[dr as usize]
+            .remote_tokens(d_slot)
+            .div_ceil(self.block_size);
+        let t =
+            self.now + wait + self.link_tau[l as usize] + self.hetero_per_block * f64::from(blocks);
         self.push(t, EvKind::FlowStart(id));
     }
 

@@ -29,7 +29,7 @@ pub mod router;
 pub mod scheduler;
 pub mod transfer;
 
-pub use cluster::{Engine, ExpertParallel};
+pub use cluster::{Engine, EngineExtras, ExpertParallel};
 pub use config::SimConstants;
 
 use pd_common::deployment::DeploymentSpec;

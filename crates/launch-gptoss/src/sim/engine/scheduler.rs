@@ -7,7 +7,7 @@
 //! step, reuses them — the first of many requests sharing a prefix computes it, the others
 //! hit. A hit covers at most `prompt − 1` tokens (the last token is always computed).
 //!
-//! Per step (SIM_MODEL.md §3): walk `running` first (decodes take one token, partial
+//! Per step (docs/SIMULATOR.md, "Scheduler"): walk `running` first (decodes take one token, partial
 //! prefills take min(remaining, budget)); if a running sequence cannot grow, preempt the
 //! last-admitted one (its KV is dropped and recomputed later). If nothing was preempted,
 //! admit from `waiting` in FCFS order while budget remains, fewer than `max_num_seqs`
@@ -112,6 +112,7 @@ pub struct Replica {
     pub inflight_xfers: u32,
     /// Seconds added to each step per in-flight transfer.
     pub c_xfer: f64,
+
     pub preemptions: u64,
     pub prefix_hit_tokens: u64,
     pub steps: u64,
