@@ -3,9 +3,11 @@
 //! * [`cli`]: the command line (drop-in for the seed's `launch_gptoss.py`).
 //! * [`ray`]: the real backend (Ray Serve LLM + vLLM + NIXL over Ray's Serve REST API).
 //! * [`sim`]: the embedded simulated cluster (engine, server, process management).
+//! * [`planner`]: `plan`, the best deployment for a workload from the simulator.
 //! * [`record`]: writing, reading and removing the deployment record.
 
 pub mod cli;
+pub mod planner;
 pub mod ray;
 pub mod record;
 pub mod sim;
@@ -20,6 +22,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Status(args)) => record::status(&args),
         Some(Command::ServeSim(args)) => sim::serve_main(&args),
         Some(Command::SimCalibrate(args)) => sim::calibrate::main(&args),
+        Some(Command::Plan(args)) => planner::main(&args),
         None => {
             let launch = cli.launch;
             let spec = launch

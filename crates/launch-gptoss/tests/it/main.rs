@@ -2,6 +2,7 @@
 
 mod cli_doc;
 mod e2e_pipeline;
+mod planner;
 mod ray_cli;
 mod ray_flow;
 mod ray_golden;
