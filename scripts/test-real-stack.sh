@@ -8,7 +8,9 @@
 #   2. tiny GPT-OSS model (cached): byte-level BPE trained on the Python stdlib, 2 layers;
 #   3. a Ray head on loopback (own temp dir and ports, 2 CPUs, 2 fake GPUs so the GPU
 #      pre-flight passes; the overrides put every engine on CPU bundles);
-#   4. launch-gptoss --mode collocated …, run-bm -s, a tiny run-bm sweep, shutdown;
+#   4. launch-gptoss --mode collocated …, run-bm -s, a tiny run-bm sweep, a sweep with
+#      --tokenizer (the tiny model's own tokenizer, no --vocab-size) compared with
+#      `vllm bench serve --tokenizer` on the same dataset, shutdown;
 #   5. launch-gptoss --mode pd-pack 1×TP1 + 1×TP1 (NIXL over UCX), the same, shutdown;
 #   6. stops the head by the pids of its own session (never `ray stop`) and removes the
 #      /dev/shm segments vLLM leaked during the run.
@@ -312,10 +314,50 @@ for f in files:
 sys.exit(0 if ok else 1)
 PYEOF
 
+  if [ "$name" = collocated ]; then tokenizer_case "$name"; fi
+
   t=$(date +%s)
   if "$LG" shutdown; then ok "[$name] shutdown in $(( $(date +%s) - t )) s"; else bad "[$name] shutdown"; fi
   check "[$name] record removed" test ! -e "$PD_LAB_DEPLOYMENT"
   check "[$name] application gone" test -z "$(curl -fsS "$DASH/api/serve/applications/" | grep -o '"gptoss"' || true)"
+}
+
+# Any model (issue: tokenizer-aware prompts): run-bm with --tokenizer and no other model
+# flag (no --vocab-size) against the real vLLM server, then `vllm bench serve --tokenizer`
+# on the same dataset (prefix_repetition, suffix 128, output 16, 4 prompts, seed 0): no
+# failed request, and both count the same input and output tokens.
+tokenizer_case() { # tokenizer_case NAME
+  local name="$1" t dir="$WORK/bm/$1-tokenizer"
+  t=$(date +%s)
+  if "$RB" --no-deployment -u "$SERVE" -m gptoss --tokenizer "$MODEL" -c 2 --num-prompts 4 \
+      --itl 128 --otl 16 --seed 0 --timeout 300 --result-dir "$dir" --result-filename run-bm.json \
+      >"$WORK/$name.tok.out" 2>&1; then
+    ok "[$name] run-bm --tokenizer sweep in $(( $(date +%s) - t )) s"
+  else
+    bad "[$name] run-bm --tokenizer sweep"; tail -n 20 "$WORK/$name.tok.out"
+  fi
+  t=$(date +%s)
+  if "$VENV/bin/vllm" bench serve --backend vllm --base-url "$SERVE" --model gptoss \
+      --tokenizer "$MODEL" --dataset-name prefix_repetition --prefix-repetition-prefix-len 0 \
+      --prefix-repetition-suffix-len 128 --prefix-repetition-num-prefixes 1 \
+      --prefix-repetition-output-len 16 --num-prompts 4 --max-concurrency 2 --ignore-eos \
+      --seed 0 --save-result --result-dir "$dir" --result-filename vllm.json \
+      >"$WORK/$name.vllm-bench.out" 2>&1; then
+    ok "[$name] vllm bench serve --tokenizer in $(( $(date +%s) - t )) s"
+  else
+    bad "[$name] vllm bench serve --tokenizer"; tail -n 20 "$WORK/$name.vllm-bench.out"
+  fi
+  check "[$name] --tokenizer: 0 failures, token counts equal to vllm bench serve" "$PY" - "$dir" <<'PYEOF'
+import json, sys
+a = json.load(open(sys.argv[1] + "/run-bm.json"))
+b = json.load(open(sys.argv[1] + "/vllm.json"))
+for k in ("completed", "failed", "total_input_tokens", "total_output_tokens"):
+    print(k, "run-bm", a.get(k), "vllm", b.get(k))
+ok = a["completed"] == 4 and not a.get("failed") and b["completed"] == 4
+ok = ok and a["total_input_tokens"] == b["total_input_tokens"] == 4 * 128
+ok = ok and a["total_output_tokens"] == b["total_output_tokens"] == 4 * 16
+sys.exit(0 if ok else 1)
+PYEOF
 }
 
 # ---- 4./5. collocated, then PD over NIXL/UCX ----------------------------------------------------

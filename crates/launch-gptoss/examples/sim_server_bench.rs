@@ -227,6 +227,7 @@ fn main() -> Result<()> {
         max_model_len: 16000,
         label: spec.label(),
         gpu: o.gpu.to_string(),
+        instance: None,
     };
 
     // The server: its own runtime, as in `serve-sim`.

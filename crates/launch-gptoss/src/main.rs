@@ -1,18 +1,14 @@
-use clap::Parser;
+use launch_gptoss::error::Classify;
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = launch_gptoss::cli::Cli::parse();
-    match launch_gptoss::run(cli) {
-        Ok(code) => std::process::exit(code),
+    let cli = launch_gptoss::cli::Cli::parse_process_args();
+    pd_common::diag::init(cli.output.level());
+    let code = match launch_gptoss::app::run(cli) {
+        Ok(code) => code,
         Err(e) => {
-            eprintln!("launch-gptoss: error: {e:#}");
-            std::process::exit(1);
+            pd_common::diag::report_error("launch-gptoss", &e);
+            e.exit_code()
         }
-    }
+    };
+    std::process::exit(code);
 }

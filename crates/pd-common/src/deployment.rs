@@ -37,6 +37,12 @@ pub fn default_record_path() -> PathBuf {
     }
 }
 
+/// The record path a tool uses: the explicit one (`--deployment-file`) if given, else
+/// [`default_record_path`].
+pub fn record_path(explicit: Option<&Path>) -> PathBuf {
+    explicit.map_or_else(default_record_path, Path::to_path_buf)
+}
+
 /// Deployment mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -510,6 +516,15 @@ mod tests {
         assert!(spread.validate(8).is_ok());
         let spread_big = DeploymentSpec::pd(DeployMode::PdSpread, rep(3, 4), rep(1, 4));
         assert!(spread_big.validate(8).is_err());
+    }
+
+    #[test]
+    fn explicit_record_path_wins() {
+        assert_eq!(
+            record_path(Some(Path::new("x/dep.toml"))),
+            PathBuf::from("x/dep.toml")
+        );
+        assert_eq!(record_path(None), default_record_path());
     }
 
     #[test]

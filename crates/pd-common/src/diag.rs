@@ -18,11 +18,18 @@ pub fn init(level: LevelFilter) {
         }
         _ => EnvFilter::new(level.to_string()),
     };
+    // Colours only on a terminal: logs redirected to files (the simulator daemon's) stay
+    // plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .without_time()
         .with_target(false)
+        // A broken stderr (a dropped ssh session, `2>&-` into a closed pipe) must not
+        // turn into a panic: the subscriber would otherwise `eprintln!` its write errors.
+        .log_internal_errors(false)
         .try_init();
 }
 

@@ -14,9 +14,11 @@
 //! * [`naming`]: result directory and file names.
 //! * [`label`]: parser for the configuration labels found in legacy directory names.
 //! * [`fsutil`]: atomic file writes.
+//! * [`redact`]: keeping secrets out of recorded commands and environments.
 //! * [`url`]: base URLs of the endpoints the tools talk to (one parser for every tool).
 //! * [`exit`]: the exit-code table shared by all tools.
 //! * `diag` (feature `cli`): one diagnostics channel for the tools' binaries.
+//! * `http` (feature `http`): one blocking HTTP client for control-plane calls.
 
 pub mod bench;
 #[cfg(feature = "cli-assets")]
@@ -28,9 +30,12 @@ pub mod diag;
 pub mod error;
 pub mod exit;
 pub mod fsutil;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod label;
 pub mod manifest;
 pub mod naming;
+pub mod redact;
 pub mod requests;
 pub mod result;
 pub mod url;

@@ -80,6 +80,16 @@ pub fn point_file_name(kind: SweepKind, value: f64) -> String {
     format!("{}.json", point_stem(kind, value))
 }
 
+/// File name of a request-rate point as the seed's scripts write it: `rr<R>.json` with R
+/// exactly as the user wrote it (`-r 1.0` → `rr1.0.json`, `-r 2` → `rr2.json`), or
+/// `conc<C>_rr<R>.json` when a client concurrency cap C applies (the study's naming).
+pub fn rate_point_file_name(rate_text: &str, cap: Option<u64>) -> String {
+    match cap {
+        Some(c) => format!("conc{c}_rr{}.json", rate_text.trim()),
+        None => format!("rr{}.json", rate_text.trim()),
+    }
+}
+
 /// `conc16.requests.csv`.
 pub fn requests_csv_name(kind: SweepKind, value: f64) -> String {
     format!("{}{}", point_stem(kind, value), REQUESTS_CSV_SUFFIX)
@@ -264,6 +274,12 @@ mod tests {
         assert_eq!(
             parse_point_file_name("rr0.5.json"),
             Some((SweepKind::RequestRate, 0.5))
+        );
+        assert_eq!(rate_point_file_name("1.0", None), "rr1.0.json");
+        assert_eq!(rate_point_file_name("4", Some(128)), "conc128_rr4.json");
+        assert_eq!(
+            parse_point_file_name(&rate_point_file_name("1.0", None)),
+            Some((SweepKind::RequestRate, 1.0))
         );
         assert_eq!(parse_point_file_name("manifest.json"), None);
         assert_eq!(parse_point_file_name("concx.json"), None);

@@ -63,6 +63,8 @@ enum Field {
 #[serde(field_identifier, rename_all = "lowercase")]
 enum ChoiceField {
     Text,
+    /// Chat streams: `{"delta": {"content": …}}`.
+    Delta,
     #[serde(other)]
     Other,
 }
@@ -246,6 +248,7 @@ impl<'de> Visitor<'de> for ChoiceSeed<'_> {
         while let Some(key) = map.next_key::<ChoiceField>()? {
             match (key, text.as_deref_mut()) {
                 (ChoiceField::Text, Some(sink)) => map.next_value_seed(AppendText(sink))?,
+                (ChoiceField::Delta, Some(sink)) => map.next_value_seed(DeltaSeed(sink))?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -257,6 +260,51 @@ impl<'de> Visitor<'de> for ChoiceSeed<'_> {
         Ok(())
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// A chat `delta`: its `content` (and reasoning text, so output can be counted by a
+/// tokenizer when the server sends no usage) is appended.
+struct DeltaSeed<'s>(&'s mut String);
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum DeltaField {
+    Content,
+    ReasoningContent,
+    Reasoning,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> DeserializeSeed<'de> for DeltaSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DeltaSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a delta object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let sink = self.0;
+        while let Some(key) = map.next_key::<DeltaField>()? {
+            match key {
+                DeltaField::Content | DeltaField::ReasoningContent | DeltaField::Reasoning => {
+                    map.next_value_seed(AppendText(&mut *sink))?
+                }
+                DeltaField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         Ok(())
     }
 }
@@ -294,6 +342,12 @@ pub enum StreamError {
     Json { detail: String, excerpt: String },
     #[error("server sent an error event: {0}")]
     ErrorEvent(String),
+    #[error(transparent)]
+    Oversized(#[from] crate::sse::Oversized),
+    #[error(
+        "the server sent more than {limit} chunks (far more than max_tokens): stream abandoned"
+    )]
+    TooManyChunks { limit: usize },
 }
 
 /// Timing and token record of one streamed request.
@@ -319,6 +373,11 @@ pub struct StreamRecorder {
     pub text: Option<String>,
     /// Print new text to stdout as it arrives (smoke test).
     pub echo: bool,
+    /// Most chunk events accepted (bounds the memory a runaway stream can take).
+    pub max_chunks: usize,
+    /// Tokens the response must carry (`max_tokens` sent with `ignore_eos`): a stream
+    /// that reports fewer is incomplete. `None`: no such check.
+    pub expect_tokens: Option<u64>,
 }
 
 impl StreamRecorder {
@@ -335,12 +394,21 @@ impl StreamRecorder {
             prompt_tokens: None,
             text: keep_text.then(String::new),
             echo: false,
+            max_chunks: expected_chunks.saturating_mul(2).saturating_add(1024),
+            expect_tokens: None,
         }
     }
 
     /// Number of chunk events so far.
     pub fn chunks(&self) -> usize {
         self.chunks.len()
+    }
+
+    /// Output tokens the server said it sent: its final usage, else its running usage;
+    /// `None` when it reported no usage at all.
+    pub fn reported_tokens(&self) -> Option<u64> {
+        self.completion_tokens
+            .or(self.continuous_usage.then_some(self.running_tokens))
     }
 
     /// Handle one SSE payload received at `t`.
@@ -362,6 +430,11 @@ impl StreamRecorder {
             return Err(StreamError::ErrorEvent(err));
         }
         if info.n_choices > 0 {
+            if self.chunks.len() >= self.max_chunks {
+                return Err(StreamError::TooManyChunks {
+                    limit: self.max_chunks,
+                });
+            }
             let gap = match self.last {
                 None => {
                     self.first = Some(t);

@@ -1,19 +1,25 @@
-//! HTTP/1.1 client for OpenAI-compatible servers: one shared keep-alive pool,
-//! `POST /v1/completions` with streaming (spec D.1–D.5), `GET` for readiness checks.
+//! HTTP/1.1 client for OpenAI-compatible servers: one shared keep-alive pool, `http://` or
+//! `https://` (rustls, see [`crate::tls`]), `POST` of the completions or chat endpoint with
+//! streaming (spec D.1–D.5), `GET` for readiness checks.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use pd_common::url::BaseUrl;
+
+use crate::tls::{client_config, TlsOptions};
 
 use crate::chunk::{error_message, StreamError, StreamRecorder};
 use crate::sse::SseParser;
 use pd_common::bench::{Failure, FailureKind};
+use pd_common::diag::error_chain;
 
 /// Largest error body read from a non-200 response.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -23,6 +29,10 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub enum ClientError {
     #[error("invalid base URL '{url}': {reason}")]
     BadUrl { url: String, reason: String },
+    #[error("invalid --header '{name}': {reason}")]
+    BadHeader { name: String, reason: String },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot reach {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("{url} answered HTTP {status}: {message}")]
@@ -54,7 +64,9 @@ impl RequestError {
     /// A failure inside a 200 stream.
     fn stream(e: StreamError) -> Self {
         let kind = match e {
-            StreamError::Json { .. } => FailureKind::Malformed,
+            StreamError::Json { .. }
+            | StreamError::Oversized(_)
+            | StreamError::TooManyChunks { .. } => FailureKind::Malformed,
             StreamError::ErrorEvent(_) => FailureKind::ErrorEvent,
         };
         RequestError::new(kind, 200, e.to_string())
@@ -66,47 +78,79 @@ impl RequestError {
     }
 }
 
-/// Full text of an error and its sources.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(src) = cur {
-        let t = src.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = src.source();
-    }
-    s
+/// How the client talks to the server besides the URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// `Authorization: Bearer …`.
+    pub api_key: Option<String>,
+    /// `--header KEY=VALUE` pairs, sent with every request (they override the defaults,
+    /// never the request id).
+    pub headers: Vec<(String, String)>,
+    pub tls: TlsOptions,
 }
 
 /// The shared client.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
     completions: Uri,
     auth: Option<HeaderValue>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// No byte of a streaming body for this long fails the request (`Stalled`).
+    stall_timeout: Option<Duration>,
+}
+
+/// A `GET` answer.
+#[derive(Debug, Clone)]
+pub struct GetResponse {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
 }
 
 impl HttpClient {
-    /// `base_url` like `http://127.0.0.1:8000` (a path prefix is kept), `endpoint` like
-    /// `/v1/completions`.
+    /// `base_url` like `http://127.0.0.1:8000` or `https://host/prefix` (a path prefix is
+    /// kept), `endpoint` like `/v1/completions`.
     pub fn new(base_url: &str, endpoint: &str, api_key: Option<&str>) -> Result<Self, ClientError> {
+        Self::with_options(
+            base_url,
+            endpoint,
+            &ClientOptions {
+                api_key: api_key.map(str::to_string),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// The client of a run (URL, endpoint, key, headers, TLS and stall timeout of the
+    /// configuration).
+    pub fn for_config(cfg: &crate::config::RunConfig) -> Result<Self, ClientError> {
+        Ok(
+            Self::with_options(&cfg.base_url, &cfg.endpoint, &cfg.client_options())?
+                .with_stall_timeout(cfg.stall_timeout),
+        )
+    }
+
+    /// The client with all its options.
+    pub fn with_options(
+        base_url: &str,
+        endpoint: &str,
+        opts: &ClientOptions,
+    ) -> Result<Self, ClientError> {
         let bad = |reason: &str| ClientError::BadUrl {
-            url: base_url.to_string(),
+            url: pd_common::url::redact_userinfo(base_url),
             reason: reason.to_string(),
         };
-        let base = base_url.trim().trim_end_matches('/').to_string();
-        if base.starts_with("https://") {
-            return Err(bad(
-                "https is not supported; use http:// (a local proxy or port-forward for TLS)",
-            ));
-        }
-        if !base.starts_with("http://") {
-            return Err(bad("must start with http://, e.g. http://127.0.0.1:8000"));
-        }
+        let parsed = BaseUrl::parse(base_url, 80).map_err(|e| match e {
+            pd_common::Error::Invalid { message, .. } => bad(message
+                .split_once("': ")
+                .map_or(message.as_str(), |(_, reason)| reason)),
+            other => bad(&other.to_string()),
+        })?;
+        // The base as written, without a default port (so the Host header is plain).
+        let base = parsed.plain();
+        let api_key = opts.api_key.as_deref();
         let endpoint = if endpoint.starts_with('/') {
             endpoint.to_string()
         } else {
@@ -125,20 +169,57 @@ impl HttpClient {
             ),
             _ => None,
         };
+        let mut headers = Vec::with_capacity(opts.headers.len());
+        for (k, v) in &opts.headers {
+            let bad_header = |reason: String| ClientError::BadHeader {
+                name: k.clone(),
+                reason,
+            };
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| bad_header(format!("not a header name ({e})")))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|e| bad_header(format!("not a header value ({e})")))?;
+            headers.push((name, value));
+        }
         let mut conn = HttpConnector::new();
         conn.set_nodelay(true);
         conn.set_keepalive(Some(Duration::from_secs(60)));
         conn.set_connect_timeout(Some(Duration::from_secs(30)));
+        conn.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(client_config(&opts.tls)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(conn);
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(usize::MAX)
-            .build(conn);
+            .build(https);
         Ok(HttpClient {
             inner,
             base,
             completions,
             auth,
+            headers,
+            stall_timeout: None,
         })
+    }
+
+    /// Fail a streaming request when no byte of its body arrives for `stall` (after the
+    /// response headers; waiting for them is bounded by the request timeout).
+    pub fn with_stall_timeout(mut self, stall: Option<Duration>) -> Self {
+        self.stall_timeout = stall;
+        self
+    }
+
+    /// `--header` pairs onto a built request (a request id already set is kept).
+    fn apply_headers<B>(&self, req: &mut Request<B>) {
+        for (name, value) in &self.headers {
+            if name == "x-request-id" && req.headers().contains_key(name) {
+                continue;
+            }
+            req.headers_mut().insert(name.clone(), value.clone());
+        }
     }
 
     pub fn base_url(&self) -> &str {
@@ -147,7 +228,28 @@ impl HttpClient {
 
     /// `GET {base}{path}`: status and body (at most 1 MiB), with a timeout.
     pub async fn get(&self, path: &str, timeout: Duration) -> Result<(u16, Bytes), ClientError> {
-        let url = format!("{}{path}", self.base);
+        let r = self
+            .get_url(&format!("{}{path}", self.base), timeout)
+            .await?;
+        Ok((r.status, r.body))
+    }
+
+    /// `GET {base}{path}` with the response headers.
+    pub async fn get_full(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<GetResponse, ClientError> {
+        self.get_url(&format!("{}{path}", self.base), timeout).await
+    }
+
+    /// `GET` of any `http://` or `https://` URL through the shared pool (the API key and
+    /// the `--header` pairs are sent only to this client's own server).
+    pub async fn get_url(&self, url: &str, timeout: Duration) -> Result<GetResponse, ClientError> {
+        let own = url
+            .strip_prefix(&self.base)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']));
+        let url = url.to_string();
         let unreachable = |reason: String| ClientError::Unreachable {
             url: url.clone(),
             reason,
@@ -159,12 +261,15 @@ impl HttpClient {
                     reason: e.to_string(),
                 })?;
         let mut req = Request::builder().method(Method::GET).uri(uri);
-        if let Some(a) = &self.auth {
+        if let (Some(a), true) = (&self.auth, own) {
             req = req.header(AUTHORIZATION, a.clone());
         }
-        let req = req
+        let mut req = req
             .body(Full::new(Bytes::new()))
             .map_err(|e| unreachable(e.to_string()))?;
+        if own {
+            self.apply_headers(&mut req);
+        }
         let fut = async {
             let resp = self
                 .inner
@@ -172,6 +277,66 @@ impl HttpClient {
                 .await
                 .map_err(|e| unreachable(error_chain(&e)))?;
             let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = Limited::new(resp.into_body(), 1 << 20)
+                .collect()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?
+                .to_bytes();
+            Ok(GetResponse {
+                status,
+                headers,
+                body,
+            })
+        };
+        tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| unreachable(format!("no answer within {:.0} s", timeout.as_secs_f64())))?
+    }
+
+    /// `POST {base}{path}` with a JSON body: status and body (at most 1 MiB), with a
+    /// timeout (for small control requests such as vLLM's `/tokenize`). With
+    /// `status_only`, a 2xx answer returns at once with an empty body (the response is
+    /// dropped, so a stream is not waited for).
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: Bytes,
+        timeout: Duration,
+        status_only: bool,
+    ) -> Result<(u16, Bytes), ClientError> {
+        let url = format!("{}{path}", self.base);
+        let unreachable = |reason: String| ClientError::Unreachable {
+            url: url.clone(),
+            reason,
+        };
+        let uri: Uri =
+            url.parse()
+                .map_err(|e: hyper::http::uri::InvalidUri| ClientError::BadUrl {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?;
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(a) = &self.auth {
+            req = req.header(AUTHORIZATION, a.clone());
+        }
+        let mut req = req
+            .body(Full::new(body))
+            .map_err(|e| unreachable(e.to_string()))?;
+        self.apply_headers(&mut req);
+        let fut = async {
+            let resp = self
+                .inner
+                .request(req)
+                .await
+                .map_err(|e| unreachable(error_chain(&e)))?;
+            let status = resp.status().as_u16();
+            if status_only && (200..300).contains(&status) {
+                return Ok((status, Bytes::new()));
+            }
             let body = Limited::new(resp.into_body(), 1 << 20)
                 .collect()
                 .await
@@ -202,13 +367,14 @@ impl HttpClient {
         if let Ok(v) = HeaderValue::from_str(request_id) {
             req = req.header("x-request-id", v);
         }
-        let req = req.body(Full::new(body)).map_err(|e| {
+        let mut req = req.body(Full::new(body)).map_err(|e| {
             RequestError::new(
                 FailureKind::Transport,
                 0,
                 format!("cannot build request: {e}"),
             )
         })?;
+        self.apply_headers(&mut req);
         rec.st = Instant::now();
         let resp = self.inner.request(req).await.map_err(|e| {
             RequestError::new(
@@ -237,7 +403,24 @@ impl HttpClient {
         let mut body = resp.into_body();
         let mut parser = SseParser::new();
         loop {
-            match body.frame().await {
+            let frame = match self.stall_timeout {
+                None => body.frame().await,
+                Some(stall) => match tokio::time::timeout(stall, body.frame()).await {
+                    Ok(f) => f,
+                    Err(_) => {
+                        return Err(RequestError::new(
+                            FailureKind::Stalled,
+                            200,
+                            format!(
+                                "stalled: no data for {:.1} s after {} chunks (--stall-timeout)",
+                                stall.as_secs_f64(),
+                                rec.chunks()
+                            ),
+                        ))
+                    }
+                },
+            };
+            match frame {
                 None => break,
                 Some(Err(e)) => {
                     return Err(RequestError::new(
@@ -271,6 +454,27 @@ impl HttpClient {
                 "Never received a valid chunk to calculate TTFT (the stream ended without any completion chunk)",
             ));
         }
+        if !parser.saw_done() {
+            return Err(RequestError::new(
+                FailureKind::Incomplete,
+                200,
+                format!(
+                    "incomplete: the stream ended without data: [DONE] after {} chunks (connection closed early)",
+                    rec.chunks()
+                ),
+            ));
+        }
+        if let (Some(want), Some(got)) = (rec.expect_tokens, rec.reported_tokens()) {
+            if got < want {
+                return Err(RequestError::new(
+                    FailureKind::Incomplete,
+                    200,
+                    format!(
+                        "incomplete: the stream carried {got} of the {want} tokens asked for (max_tokens with ignore_eos)"
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -297,7 +501,21 @@ mod tests {
     #[test]
     fn base_url_validation() {
         assert!(HttpClient::new("http://127.0.0.1:8000/", "/v1/completions", None).is_ok());
-        for bad in ["127.0.0.1:8000", "https://x", "http://", "ftp://x"] {
+        let c = HttpClient::new("https://example.invalid/llm/", "/v1/completions", None).unwrap();
+        assert_eq!(c.base_url(), "https://example.invalid/llm");
+        let c = HttpClient::new("https://example.invalid:443", "/v1/completions", None).unwrap();
+        assert_eq!(c.base_url(), "https://example.invalid");
+        // A missing scheme means http:// (pd_common::url, as for every tool).
+        let c = HttpClient::new("127.0.0.1:8000", "/v1/completions", None).unwrap();
+        assert_eq!(c.base_url(), "http://127.0.0.1:8000");
+        for bad in [
+            "http://",
+            "ftp://x",
+            "http://u:p@h:1",
+            "http://h:70000",
+            "http://h:99999",
+            "http://h:0",
+        ] {
             assert!(
                 HttpClient::new(bad, "/v1/completions", None).is_err(),
                 "{bad}"

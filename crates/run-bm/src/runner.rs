@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -29,7 +28,7 @@ pub struct RunSettings {
     /// Served model name, as put in the request body.
     pub model: String,
     pub prompts: PromptGen,
-    /// `max_tokens` of every request.
+    /// `max_tokens` of the workload (each request's own is `prompts.output_len(i)`).
     pub max_tokens: u32,
     /// Per-request timeout.
     pub timeout: Duration,
@@ -41,31 +40,10 @@ pub struct RunSettings {
     pub grace: Duration,
     /// `x-request-id` prefix.
     pub request_id_prefix: String,
-}
-
-impl RunSettings {
-    /// The JSON body of request `index` (spec D.2 key order).
-    pub fn body(&self, index: u64) -> Bytes {
-        let mut out = Vec::with_capacity(64 + self.prompts.len() as usize * 7);
-        out.extend_from_slice(b"{\"model\":");
-        out.extend_from_slice(
-            serde_json::to_string(&self.model)
-                .unwrap_or_else(|_| "\"\"".into())
-                .as_bytes(),
-        );
-        out.extend_from_slice(b",\"prompt\":");
-        self.prompts.write_json(index, &mut out);
-        out.extend_from_slice(b",\"repetition_penalty\":1.0,\"max_tokens\":");
-        out.extend_from_slice(self.max_tokens.to_string().as_bytes());
-        out.extend_from_slice(
-            b",\"logprobs\":null,\"stream\":true,\"stream_options\":{\"include_usage\":true",
-        );
-        if self.continuous_usage {
-            out.extend_from_slice(b",\"continuous_usage_stats\":true");
-        }
-        out.extend_from_slice(b"},\"ignore_eos\":true}");
-        Bytes::from(out)
-    }
+    /// Every body asks for exactly its `max_tokens` tokens
+    /// ([`crate::request::BodyOptions::expects_full_output`]): a stream that reports fewer
+    /// is a failure (`Incomplete`).
+    pub expect_full_output: bool,
 }
 
 /// One point's plan.
@@ -271,11 +249,12 @@ async fn run_one(
     if cancel.is_stopping() {
         return None;
     }
-    let mut rec = StreamRecorder::new(
-        Instant::now(),
-        settings.max_tokens as usize,
-        settings.keep_text,
-    );
+    // This request's max_tokens (datasets vary it per request).
+    let max_tokens = settings.prompts.output_len(prompt_index);
+    let mut rec = StreamRecorder::new(Instant::now(), max_tokens as usize, settings.keep_text);
+    if settings.expect_full_output {
+        rec.expect_tokens = Some(u64::from(max_tokens));
+    }
     let timeout = settings.timeout;
     let result = tokio::select! {
         r = tokio::time::timeout(timeout, settings.client.stream_completion(body, &request_id, &mut rec)) => match r {
@@ -289,7 +268,7 @@ async fn run_one(
         _ = cancel.reached(Level::Abort) => Err(RequestError::new(
             FailureKind::Aborted,
             0,
-            "aborted: interrupted (Ctrl-C) before the response finished",
+            "aborted: interrupted (signal) before the response finished",
         )),
     };
     let outcome = outcome_from(
@@ -300,7 +279,7 @@ async fn run_one(
             index,
             scheduled_s,
             arrival_s,
-            client_prompt_len: settings.prompts.len(),
+            client_prompt_len: settings.prompts.prompt_len(prompt_index),
         },
     );
     if let Some(f) = &outcome.failure {

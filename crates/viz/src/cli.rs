@@ -3,22 +3,31 @@
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Parser};
+use clap_verbosity_flag::{Verbosity, WarnLevel};
 
 use crate::plot::{Format, PlotType};
 use crate::settings::{LatencyMode, Settings, ThroughputMetric};
 use crate::sla::Slo;
 
 const AFTER_HELP: &str = "\
-Output files:
-  Plots go to <PLOT_PATH>/<NAME>_<PLOT_TYPE>.png and .svg, where NAME is the directory
-  name of the single experiment, or `comparison` when several directories are given
-  (override with --name). CSV tables (--csv DIR) go to DIR/<NAME>_<metric>.csv and the
-  report (--report) to <REPORT_DIR>/<NAME>.md.
+Output files (NAME: --name, else the single directory's name, else one derived from the
+compared directories, e.g. baseline_4xtp2_vs_pd_p1xtp2-d2xtp2):
+  Plots go to <PLOT_PATH>/<NAME>_<TYPE>.png and .svg; the comprehensive type is written as
+  <NAME>_comprehensive_analysis.png and, without --name, also as the original viz.py's
+  <PLOT_PATH>/comprehensive_analysis.png (the latest comparison in that folder). A plot of a
+  different comparison is never replaced silently: a derived NAME that would overwrite
+  another comparison's plots gets a suffix, and a replaced comprehensive_analysis.png is
+  kept under its own name (with a warning). CSV tables (--csv DIR) go to
+  DIR/<NAME>_<metric>.csv, the report (--report) to <REPORT_DIR>/<NAME>.md and .html.
 
 Input:
   Each directory holds one JSON file per sweep point (conc<N>.json, rr<R>.json), written
-  by run-bm or by `vllm bench serve --save-result`. Unreadable files and missing or empty
-  directories are reported as warnings and skipped; viz fails only when nothing is usable.
+  by run-bm or by `vllm bench serve --save-result`; repeated runs P-<k>.json (with or
+  without their aggregate P.json) become one point with a 95 % confidence interval, and
+  P.metrics.csv (server metrics) feeds --plot-type server-metrics. Unreadable files,
+  points with negative or NaN metrics, and missing or empty directories are reported as
+  warnings and skipped; points with failed requests are plotted with a warning. viz fails
+  (exit 1) only when nothing is usable; bad flags exit 2.
   Throughput is normalised to one node: value x GPUS_PER_NODE / GPUs of the deployment,
   with the GPU count taken from the result files (pd_lab.total_gpus), the manifest, or
   the directory name (4xtp2, p1xtp2-d2xtp2); a directory of unknown GPU count is shown
@@ -45,6 +54,7 @@ Examples:
     version,
     about = "Plots, comparison tables and SLA picks from benchmark result directories",
     after_help = AFTER_HELP,
+    infer_long_args = true,
     group(ArgGroup::new("input").required(true).multiple(true).args(["result_dir", "compare_dirs"]))
 )]
 pub struct Cli {
@@ -73,7 +83,8 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", default_value = "plots")]
     pub plot_path: PathBuf,
 
-    /// Name used in output file names [default: the directory name, or `comparison`].
+    /// Name used in output file names [default: the directory name, or one derived from
+    /// the compared directories].
     #[arg(long)]
     pub name: Option<String>,
 
@@ -146,10 +157,15 @@ pub struct Cli {
     #[arg(long, value_name = "MS", value_parser = positive_ms)]
     pub slo_ttft: Option<f64>,
 
-    /// Write a findings report (plots, tables, SLA picks, reproducibility checklist)
-    /// to <REPORT_DIR>/<NAME>.md.
+    /// Write a findings report (plots, tables, SLA picks, significance of differences,
+    /// reproducibility checklist) to <REPORT_DIR>/<NAME>.md and a self-contained
+    /// <REPORT_DIR>/<NAME>.html.
     #[arg(long)]
     pub report: bool,
+
+    /// Report format(s), comma-separated [default: md,html].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub report_format: Vec<ReportFormat>,
 
     /// Folder of --report.
     #[arg(long, value_name = "DIR", default_value = "results/findings")]
@@ -159,6 +175,18 @@ pub struct Cli {
     /// [default: $COLUMNS, else 160].
     #[arg(long, value_name = "CHARS", value_parser = clap::value_parser!(u16).range(40..))]
     pub table_width: Option<u16>,
+
+    #[command(flatten)]
+    pub verbosity: Verbosity<WarnLevel>,
+}
+
+/// Formats of `--report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Markdown (plots linked as files).
+    Md,
+    /// One self-contained HTML file (plots inlined as SVG).
+    Html,
 }
 
 fn positive_ms(s: &str) -> Result<f64, String> {
@@ -205,6 +233,17 @@ impl Cli {
             vec![Format::Png, Format::Svg]
         } else {
             self.format.clone()
+        };
+        f.dedup();
+        f
+    }
+
+    /// Report formats (`md,html` unless given).
+    pub fn report_formats(&self) -> Vec<ReportFormat> {
+        let mut f = if self.report_format.is_empty() {
+            vec![ReportFormat::Md, ReportFormat::Html]
+        } else {
+            self.report_format.clone()
         };
         f.dedup();
         f
@@ -279,6 +318,34 @@ mod tests {
             "--no-log-concurrency",
         ]);
         assert!(!c.settings().log_latency && !c.settings().log_concurrency);
+    }
+
+    #[test]
+    fn unambiguous_prefixes_and_verbosity() {
+        let c = parse(&[
+            "--exp",
+            "a",
+            "b",
+            "--plot-t",
+            "pareto",
+            "--through",
+            "total",
+        ]);
+        assert_eq!(c.dirs().len(), 2);
+        assert_eq!(c.plot_type, vec![PlotType::Pareto]);
+        assert_eq!(c.throughput_metric, ThroughputMetric::Total);
+        // `--plo` could be --plot, --plot-type or --plot-path.
+        assert!(Cli::try_parse_from(["viz", "--exps", "a", "--plo"]).is_err());
+        use pd_common::diag::LevelFilter;
+        assert_eq!(c.verbosity.tracing_level_filter(), LevelFilter::WARN);
+        let c = parse(&["--exps", "a", "-q"]);
+        assert_eq!(c.verbosity.tracing_level_filter(), LevelFilter::ERROR);
+        let c = parse(&["--exps", "a", "-vv"]);
+        assert_eq!(c.verbosity.tracing_level_filter(), LevelFilter::DEBUG);
+        assert_eq!(
+            c.report_formats(),
+            vec![ReportFormat::Md, ReportFormat::Html]
+        );
     }
 
     #[test]

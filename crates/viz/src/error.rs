@@ -1,4 +1,5 @@
-//! Typed errors of the viz library.
+//! Typed errors of the viz library. Each variant names what failed; the underlying cause
+//! is its `source()` (printed once by `pd_common::diag::error_chain`).
 
 use std::path::PathBuf;
 
@@ -8,8 +9,8 @@ pub enum VizError {
     /// None of the given directories held a usable result file.
     #[error("no usable results in any of the given directories ({dirs}); see the warnings above")]
     NoUsableData { dirs: String },
-    /// A file could not be written.
-    #[error("{}: {source}", path.display())]
+    /// A file could not be read or written.
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -19,7 +20,7 @@ pub enum VizError {
     #[error("cannot draw plot {what}: {message}")]
     Plot { what: String, message: String },
     /// A CSV file could not be written.
-    #[error("{}: CSV error: {source}", path.display())]
+    #[error("{}: CSV error", path.display())]
     Csv {
         path: PathBuf,
         #[source]
@@ -50,3 +51,24 @@ impl VizError {
 
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, VizError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_are_printed_once() {
+        let e = VizError::io(
+            "plots/x.png",
+            std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied"),
+        );
+        let text = pd_common::diag::error_chain(&e);
+        assert_eq!(text, "plots/x.png: Permission denied");
+        let wrapped = anyhow::Error::new(e).context("writing the comprehensive plot");
+        let text = pd_common::diag::error_chain(wrapped.as_ref());
+        assert_eq!(
+            text,
+            "writing the comprehensive plot: plots/x.png: Permission denied"
+        );
+    }
+}

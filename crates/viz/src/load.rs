@@ -1,10 +1,14 @@
 //! Result directories → experiments.
 //!
 //! Every `*.json` file of a directory except `manifest.json` is read as a result
-//! (pd-lab files and plain `vllm bench serve` files alike); `*.requests.csv` and hidden
-//! files are ignored. Unusable files, missing or empty directories become warnings
-//! naming the path; the rest is still used.
+//! (pd-lab files and plain `vllm bench serve` files alike); `*.requests.csv`,
+//! `*.metrics.csv` and hidden files are not results. Repeated runs `P-<k>.json` become one
+//! point (their aggregate `P.json`, or the mean when it is missing) with the runs kept for
+//! confidence intervals. Unusable files (unreadable, no completed request, a negative or
+//! NaN metric), missing or empty directories become warnings naming the path; the rest
+//! is still used. Points with failed requests are kept, with a warning giving the count.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pd_common::label::{parse_label, ParsedLabel};
@@ -13,16 +17,63 @@ use pd_common::naming::{parse_point_file_name, MANIFEST_FILE, REQUESTS_CSV_SUFFI
 use pd_common::{BenchResult, SweepKind};
 
 use crate::names;
+use crate::repeats::{self, Recorded};
+use crate::validate;
+
+/// Suffix of a point's server-metrics series (`conc16.metrics.csv`).
+pub const METRICS_CSV_SUFFIX: &str = ".metrics.csv";
 
 /// One sweep point of an experiment.
 #[derive(Debug, Clone)]
 pub struct Point {
-    /// The file it was read from.
+    /// The file it was read from (for a point aggregated here from its runs, the
+    /// aggregate's name, which does not exist).
     pub file: PathBuf,
     pub kind: SweepKind,
     /// Concurrency or request rate.
     pub value: f64,
+    /// The result; for repeated runs, the means.
     pub result: BenchResult,
+    /// The repeated runs (`P-<k>.json`, by k); empty for a single run.
+    pub runs: Vec<BenchResult>,
+    pub run_files: Vec<PathBuf>,
+    /// `pd_lab.repeats` of an aggregate file.
+    pub recorded: Option<Recorded>,
+    /// Failed requests (over all runs) and all requests sent.
+    pub failed: u64,
+    pub requests: u64,
+    /// `P.metrics.csv` (server metrics) when present.
+    pub metrics_csv: Option<PathBuf>,
+}
+
+impl Point {
+    /// A point of one run read from `file`.
+    pub fn single(file: PathBuf, kind: SweepKind, value: f64, result: BenchResult) -> Self {
+        let failed = result.failed.unwrap_or(0);
+        let requests = result.completed + failed;
+        let recorded = repeats::recorded(&result);
+        Point {
+            file,
+            kind,
+            value,
+            result,
+            runs: Vec::new(),
+            run_files: Vec::new(),
+            recorded,
+            failed,
+            requests,
+            metrics_csv: None,
+        }
+    }
+
+    /// Number of runs behind the point (1 for a single run).
+    pub fn repeat_count(&self) -> usize {
+        if self.runs.len() >= 2 {
+            self.runs.len()
+        } else {
+            self.recorded.as_ref().map_or(1, |r| r.count.max(1))
+        }
+    }
 }
 
 /// Where an experiment's GPU count came from.
@@ -113,6 +164,76 @@ pub fn dir_basename(dir: &Path) -> String {
         .unwrap_or_else(|| dir.display().to_string())
 }
 
+/// Read, parse and check one result file; `None` (with a warning) when unusable.
+fn read_result(path: &Path, warnings: &mut Vec<String>) -> Option<BenchResult> {
+    let text = match pd_common::fsutil::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            warnings.push(format!("skipping {}", pd_common::diag::error_chain(&e)));
+            return None;
+        }
+    };
+    let (result, non_finite) = match validate::parse(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            warnings.push(format!("skipping {}: invalid JSON: {e}", path.display()));
+            return None;
+        }
+    };
+    if result.completed == 0 {
+        warnings.push(format!(
+            "skipping {}: no completed requests",
+            path.display()
+        ));
+        return None;
+    }
+    if let Some(why) = validate::problem(&result, &non_finite) {
+        warnings.push(format!(
+            "skipping {}: {why}; a negative or NaN metric is a broken measurement",
+            path.display()
+        ));
+        return None;
+    }
+    Some(result)
+}
+
+/// Its sweep coordinate, or `None` (with a warning) when it has none.
+fn coordinate(
+    path: &Path,
+    result: &BenchResult,
+    warnings: &mut Vec<String>,
+) -> Option<(SweepKind, f64)> {
+    let (kind, value) = result.sweep_point();
+    if !value.is_finite() && kind == SweepKind::RequestRate {
+        warnings.push(format!(
+            "skipping {}: request rate is infinite and no concurrency limit is recorded, \
+             so the point has no sweep coordinate",
+            path.display()
+        ));
+        return None;
+    }
+    Some((kind, value))
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// `dir/<stem>.metrics.csv` for the point file `file` (`conc16.json`), else the first
+/// run's series.
+fn metrics_csv_of(file: &Path, run_files: &[PathBuf]) -> Option<PathBuf> {
+    std::iter::once(file)
+        .chain(run_files.iter().map(PathBuf::as_path))
+        .find_map(|f| {
+            let name = file_name(f);
+            let stem = name.strip_suffix(".json")?;
+            let csv = f.with_file_name(format!("{stem}{METRICS_CSV_SUFFIX}"));
+            csv.is_file().then_some(csv)
+        })
+}
+
 /// Read one directory; `None` (with a warning) when it has no usable point.
 pub fn load_experiment(dir: &Path, warnings: &mut Vec<String>) -> Option<Experiment> {
     if !dir.exists() {
@@ -137,6 +258,11 @@ pub fn load_experiment(dir: &Path, warnings: &mut Vec<String>) -> Option<Experim
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().map(|t| !t.is_dir()).unwrap_or(false))
         .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .filter(|(name, _)| {
+            !name.starts_with('.')
+                && !name.ends_with(REQUESTS_CSV_SUFFIX)
+                && name.ends_with(".json")
+        })
         .collect();
     // Canonical point files first, so they win over stray copies with the same coordinate.
     files.sort_by(|a, b| {
@@ -147,41 +273,29 @@ pub fn load_experiment(dir: &Path, warnings: &mut Vec<String>) -> Option<Experim
 
     let mut manifest = None;
     let mut points: Vec<Point> = Vec::new();
+    // Repeated runs by the name of their point file: (k, path, result).
+    let mut runs: BTreeMap<String, Vec<(u32, PathBuf, BenchResult)>> = BTreeMap::new();
     for (name, path) in files {
-        if name.starts_with('.') || name.ends_with(REQUESTS_CSV_SUFFIX) || !name.ends_with(".json")
-        {
-            continue;
-        }
         if name == MANIFEST_FILE {
             match ExperimentManifest::read(&path) {
                 Ok(m) => manifest = Some(m),
-                Err(e) => warnings.push(format!("ignoring unreadable manifest: {e}")),
+                Err(e) => warnings.push(format!(
+                    "ignoring unreadable manifest: {}",
+                    pd_common::diag::error_chain(&e)
+                )),
             }
             continue;
         }
-        let result = match BenchResult::read(&path) {
-            Ok(r) => r,
-            Err(e) => {
-                warnings.push(format!("skipping {e}"));
-                continue;
-            }
+        let Some(result) = read_result(&path, warnings) else {
+            continue;
         };
-        if result.completed == 0 {
-            warnings.push(format!(
-                "skipping {}: no completed requests",
-                path.display()
-            ));
+        if let Some((base, k)) = repeats::split_run_name(&name) {
+            runs.entry(base).or_default().push((k, path, result));
             continue;
         }
-        let (kind, value) = result.sweep_point();
-        if !value.is_finite() && kind == SweepKind::RequestRate {
-            warnings.push(format!(
-                "skipping {}: request rate is infinite and no concurrency limit is recorded, \
-                 so the point has no sweep coordinate",
-                path.display()
-            ));
+        let Some((kind, value)) = coordinate(&path, &result, warnings) else {
             continue;
-        }
+        };
         if let Some((fk, fv)) = parse_point_file_name(&name) {
             if (fk, fv) != (kind, value) {
                 warnings.push(format!(
@@ -194,12 +308,6 @@ pub fn load_experiment(dir: &Path, warnings: &mut Vec<String>) -> Option<Experim
                 ));
             }
         }
-        if result.interrupted {
-            warnings.push(format!(
-                "{} is a partial point (interrupted run): its metrics cover only the requests that finished",
-                path.display()
-            ));
-        }
         if let Some(dup) = points.iter().find(|p| p.kind == kind && p.value == value) {
             warnings.push(format!(
                 "{} duplicates the {} {} point of {}; ignored",
@@ -210,12 +318,91 @@ pub fn load_experiment(dir: &Path, warnings: &mut Vec<String>) -> Option<Experim
             ));
             continue;
         }
-        points.push(Point {
-            file: path,
-            kind,
-            value,
-            result,
-        });
+        points.push(Point::single(path, kind, value, result));
+    }
+    for (base, mut group) in runs {
+        group.sort_by_key(|(k, _, _)| *k);
+        let base_path = dir.join(&base);
+        let existing = points.iter().position(|p| file_name(&p.file) == base);
+        let coord = match existing {
+            Some(i) => Some((points[i].kind, points[i].value)),
+            None => {
+                let (_, path, result) = &group[0];
+                coordinate(path, result, warnings)
+            }
+        };
+        let Some(coord) = coord else { continue };
+        let mut kept: Vec<(PathBuf, BenchResult)> = Vec::new();
+        for (_, path, result) in group {
+            if result.sweep_point() != coord {
+                let (k, v) = result.sweep_point();
+                warnings.push(format!(
+                    "{} records {k} {v}, not the {} {} of its point {}; ignored",
+                    path.display(),
+                    coord.0,
+                    coord.1,
+                    base
+                ));
+                continue;
+            }
+            kept.push((path, result));
+        }
+        if kept.is_empty() {
+            continue;
+        }
+        let failed: u64 = kept.iter().map(|(_, r)| r.failed.unwrap_or(0)).sum();
+        let requests: u64 = kept
+            .iter()
+            .map(|(_, r)| r.completed + r.failed.unwrap_or(0))
+            .sum();
+        let (run_files, run_results): (Vec<PathBuf>, Vec<BenchResult>) = kept.into_iter().unzip();
+        match existing {
+            Some(i) => {
+                let p = &mut points[i];
+                p.failed = failed;
+                p.requests = requests;
+                p.runs = run_results;
+                p.run_files = run_files;
+            }
+            None => {
+                if points.iter().any(|p| (p.kind, p.value) == coord) {
+                    warnings.push(format!(
+                        "the runs {} duplicate the {} {} point of another file; ignored",
+                        base_path.display(),
+                        coord.0,
+                        coord.1
+                    ));
+                    continue;
+                }
+                let Some(agg) = repeats::aggregate(&run_results) else {
+                    continue;
+                };
+                let mut p = Point::single(base_path, coord.0, coord.1, agg);
+                p.failed = failed;
+                p.requests = requests;
+                p.runs = run_results;
+                p.run_files = run_files;
+                points.push(p);
+            }
+        }
+    }
+    for p in &mut points {
+        p.metrics_csv = metrics_csv_of(&p.file, &p.run_files);
+        if p.result.interrupted || p.runs.iter().any(|r| r.interrupted) {
+            warnings.push(format!(
+                "{} is a partial point (interrupted run): its metrics cover only the requests that finished",
+                p.file.display()
+            ));
+        }
+        if p.failed > 0 {
+            warnings.push(format!(
+                "{}: {} of {} requests failed; its metrics cover only the requests that \
+                 succeeded (ringed in red in the plots)",
+                p.file.display(),
+                p.failed,
+                p.requests
+            ));
+        }
     }
     if points.is_empty() {
         warnings.push(format!(

@@ -1,13 +1,22 @@
-//! Derived metrics, exactly as the original viz.py computes them.
+//! Derived metrics, exactly as the original viz.py computes them, and their 95 %
+//! confidence intervals when a point was run several times.
 //!
 //! * normalised = value × gpus_per_node / total GPUs;
 //! * input throughput = total_input_tokens / duration;
 //! * total throughput = input + output throughput;
 //! * chunk latency = (chunk_size − 1) × TPOT + TTFT;
-//! * interactivity = 1000 / TPOT (tokens/s per user).
+//! * interactivity = 1000 / TPOT (token/s per user).
+//!
+//! A point's value is computed from its result (the mean over the runs for a repeated
+//! point, as the aggregate file records it). Its interval comes from the runs when
+//! their files are there (Student t over the per-run values of the same formula),
+//! else from the aggregate's recorded `pd_lab.repeats.ci95` of the same key.
+
+use pd_common::BenchResult;
 
 use crate::load::{Experiment, Point};
 use crate::settings::{LatencyMode, Settings, ThroughputMetric};
+use crate::stats::Stats;
 
 /// value × gpus_per_node / total_gpus.
 pub fn normalize(value: f64, gpus_per_node: u32, total_gpus: u32) -> f64 {
@@ -18,23 +27,62 @@ pub fn normalize(value: f64, gpus_per_node: u32, total_gpus: u32) -> f64 {
 }
 
 /// total_input_tokens / duration (`None` when the duration is not positive).
+pub fn input_throughput_of(r: &BenchResult) -> Option<f64> {
+    let d = r.duration;
+    (d > 0.0 && d.is_finite()).then(|| r.total_input_tokens as f64 / d)
+}
+
+/// Median TPOT (ms) of a result.
+pub fn tpot_of(r: &BenchResult) -> Option<f64> {
+    r.median_tpot_ms().filter(|v| v.is_finite())
+}
+
+/// Median TTFT (ms) of a result.
+pub fn ttft_of(r: &BenchResult) -> Option<f64> {
+    r.median_ttft_ms().filter(|v| v.is_finite())
+}
+
+/// Throughput of a result (token/s, not normalised).
+pub fn throughput_of(r: &BenchResult, metric: ThroughputMetric) -> Option<f64> {
+    let out = Some(r.output_throughput).filter(|v| v.is_finite());
+    match metric {
+        ThroughputMetric::Output => out,
+        ThroughputMetric::Input => input_throughput_of(r),
+        ThroughputMetric::Total => Some(input_throughput_of(r)? + out?),
+    }
+}
+
+/// Request throughput of a result (req/s, not normalised).
+pub fn request_throughput_of(r: &BenchResult) -> Option<f64> {
+    Some(r.request_throughput).filter(|v| v.is_finite())
+}
+
+/// The result-file key recorded for a throughput metric (for recorded intervals).
+pub fn throughput_key(metric: ThroughputMetric) -> Option<&'static str> {
+    match metric {
+        ThroughputMetric::Output => Some("output_throughput"),
+        ThroughputMetric::Input => None,
+        ThroughputMetric::Total => Some("total_token_throughput"),
+    }
+}
+
+/// total_input_tokens / duration of a point.
 pub fn input_throughput(p: &Point) -> Option<f64> {
-    let d = p.result.duration;
-    (d > 0.0 && d.is_finite()).then(|| p.result.total_input_tokens as f64 / d)
+    input_throughput_of(&p.result)
 }
 
-/// Median TPOT (ms).
+/// Median TPOT (ms) of a point.
 pub fn tpot(p: &Point) -> Option<f64> {
-    p.result.median_tpot_ms().filter(|v| v.is_finite())
+    tpot_of(&p.result)
 }
 
-/// Median TTFT (ms).
+/// Median TTFT (ms) of a point.
 pub fn ttft(p: &Point) -> Option<f64> {
-    p.result.median_ttft_ms().filter(|v| v.is_finite())
+    ttft_of(&p.result)
 }
 
-/// Latency of a point in the given mode (ms); `None` when a needed value is missing or
-/// not positive (as in the original).
+/// Latency in the given mode (ms); `None` when a needed value is missing or not
+/// positive (as in the original).
 pub fn latency(
     mode: LatencyMode,
     tpot: Option<f64>,
@@ -50,18 +98,36 @@ pub fn latency(
     }
 }
 
-/// 1000 / TPOT (tokens/s/user).
+/// Latency of a result in the given mode.
+pub fn latency_of(r: &BenchResult, mode: LatencyMode, chunk_size: u32) -> Option<f64> {
+    latency(mode, tpot_of(r), ttft_of(r), chunk_size)
+}
+
+/// The result key a latency mode reads (for recorded intervals).
+pub fn latency_key(mode: LatencyMode) -> Option<&'static str> {
+    match mode {
+        LatencyMode::Token => Some("median_tpot_ms"),
+        LatencyMode::FirstToken => Some("median_ttft_ms"),
+        LatencyMode::Chunk => None,
+    }
+}
+
+/// 1000 / TPOT (token/s/user).
 pub fn interactivity(tpot: Option<f64>) -> Option<f64> {
     tpot.filter(|v| *v > 0.0).map(|t| 1000.0 / t)
 }
 
-/// Raw throughput of a point (tokens/s).
+/// Raw throughput of a point (token/s).
 pub fn raw_throughput(p: &Point, metric: ThroughputMetric) -> Option<f64> {
-    let out = Some(p.result.output_throughput).filter(|v| v.is_finite());
-    match metric {
-        ThroughputMetric::Output => out,
-        ThroughputMetric::Input => input_throughput(p),
-        ThroughputMetric::Total => Some(input_throughput(p)? + out?),
+    throughput_of(&p.result, metric)
+}
+
+/// The normalisation factor applied to an experiment's throughputs (1 when not
+/// normalising or the GPU count is unknown).
+pub fn norm_factor(e: &Experiment, settings: &Settings) -> f64 {
+    match (settings.use_normalized, e.total_gpus) {
+        (true, Some(g)) if g > 0 => normalize(1.0, settings.gpus_per_node, g),
+        _ => 1.0,
     }
 }
 
@@ -81,9 +147,7 @@ pub fn throughput(e: &Experiment, p: &Point, settings: &Settings) -> Option<f64>
 
 /// Request throughput of a point as plotted (normalised per the settings).
 pub fn request_throughput(e: &Experiment, p: &Point, settings: &Settings) -> Option<f64> {
-    Some(p.result.request_throughput)
-        .filter(|v| v.is_finite())
-        .map(|v| maybe_normalized(e, settings, v))
+    request_throughput_of(&p.result).map(|v| maybe_normalized(e, settings, v))
 }
 
 /// Unit of plotted throughput: `token/s/node` when normalised, else `token/s`.
@@ -93,6 +157,56 @@ pub fn throughput_unit(settings: &Settings) -> &'static str {
     } else {
         "token/s"
     }
+}
+
+/// Statistics over a point's runs of `f` (needs at least two runs with a value each).
+pub fn run_stats(p: &Point, f: impl Fn(&BenchResult) -> Option<f64>) -> Option<Stats> {
+    if p.runs.len() < 2 {
+        return None;
+    }
+    let values: Option<Vec<f64>> = p.runs.iter().map(&f).collect();
+    Stats::of(&values?)
+}
+
+/// Statistics of `f` for significance tests: from the runs, else from the aggregate's
+/// recorded standard deviation of `key` (mean = the point's value of `f`).
+pub fn point_stats(
+    p: &Point,
+    f: impl Fn(&BenchResult) -> Option<f64>,
+    key: Option<&str>,
+) -> Option<Stats> {
+    if let Some(s) = run_stats(p, &f) {
+        return Some(s);
+    }
+    let rec = p.recorded.as_ref()?;
+    let sd = *rec.std.get(key?)?;
+    (rec.count >= 2 && sd.is_finite()).then_some(Stats {
+        n: rec.count,
+        mean: f(&p.result)?,
+        sd,
+    })
+}
+
+/// 95 % confidence interval of `f` at a point (see the module doc).
+pub fn ci(
+    p: &Point,
+    f: impl Fn(&BenchResult) -> Option<f64>,
+    key: Option<&str>,
+) -> Option<(f64, f64)> {
+    if let Some(s) = run_stats(p, &f) {
+        return Some(s.ci95());
+    }
+    p.recorded
+        .as_ref()
+        .filter(|r| r.count >= 2)
+        .and_then(|r| r.ci95.get(key?).copied())
+        .filter(|(a, b)| a.is_finite() && b.is_finite() && a <= b)
+}
+
+/// Interval of 1000 / TPOT from the interval of TPOT (a monotone transform).
+pub fn interactivity_ci(tpot_ci: Option<(f64, f64)>) -> Option<(f64, f64)> {
+    let (lo, hi) = tpot_ci?;
+    (lo > 0.0).then(|| (1000.0 / hi, 1000.0 / lo))
 }
 
 #[cfg(test)]
@@ -119,5 +233,7 @@ mod tests {
         assert_eq!(latency(LatencyMode::Token, Some(0.0), None, 16), None);
         assert_eq!(interactivity(Some(8.0)), Some(125.0));
         assert_eq!(interactivity(Some(0.0)), None);
+        assert_eq!(interactivity_ci(Some((8.0, 10.0))), Some((100.0, 125.0)));
+        assert_eq!(interactivity_ci(Some((0.0, 10.0))), None);
     }
 }

@@ -1,16 +1,27 @@
-//! `--report`: a Markdown findings file with the plots, the tables, the SLA picks and
-//! the methodology's reproducibility checklist filled from the experiments' manifests.
-//! Items no manifest records are marked **missing**, never guessed.
+//! `--report`: a Markdown findings file with the plots, the tables, the SLA picks, which
+//! differences are significant, and the methodology's reproducibility checklist filled
+//! from the experiments' manifests (items no manifest records are marked **missing**,
+//! never guessed); and the same as one self-contained HTML file ([`crate::html`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
+use crate::cli::ReportFormat;
 use crate::error::{Result, VizError};
 use crate::load::Experiment;
 use crate::settings::Settings;
+use crate::significance;
 use crate::sla::SlaSummary;
 use crate::table::{format_sweep_value, Table};
+
+/// One figure of the report: its files and, for the HTML report, its SVG markup.
+#[derive(Debug, Clone, Default)]
+pub struct ReportFigure {
+    pub title: String,
+    pub files: Vec<PathBuf>,
+    pub svg: Option<String>,
+}
 
 /// Everything a report shows.
 pub struct ReportInput<'a> {
@@ -19,12 +30,20 @@ pub struct ReportInput<'a> {
     pub workload: Option<&'a str>,
     pub tables: &'a [Table],
     pub sla: Option<&'a SlaSummary>,
-    /// Plot files written (empty when plots were disabled).
-    pub plots: &'a [PathBuf],
+    pub significance: Option<&'a significance::Summary>,
+    /// Figures written (empty when plots were disabled).
+    pub figures: &'a [ReportFigure],
     pub warnings: &'a [String],
     /// The viz command line.
     pub command: &'a [String],
     pub settings: &'a Settings,
+}
+
+impl ReportInput<'_> {
+    /// Every plot file written.
+    pub fn plot_files(&self) -> Vec<PathBuf> {
+        self.figures.iter().flat_map(|f| f.files.clone()).collect()
+    }
 }
 
 /// Quote an argv for a shell (single quotes where needed).
@@ -95,6 +114,7 @@ fn map_text(m: &BTreeMap<String, String>) -> String {
 }
 
 fn checklist(out: &mut String, e: &Experiment, plots: &[PathBuf]) {
+    let repeats = e.points.iter().map(|p| p.repeat_count()).max().unwrap_or(1);
     let _ = writeln!(out, "\n### {}\n", e.name);
     let m = e.manifest.as_ref();
     let d = m.and_then(|m| m.deployment.as_ref());
@@ -220,6 +240,16 @@ fn checklist(out: &mut String, e: &Experiment, plots: &[PathBuf]) {
             );
         }
     }
+    // Repeats.
+    item(
+        out,
+        "Repeated runs",
+        Some(if repeats > 1 {
+            format!("up to {repeats} runs per point (95 % confidence intervals in the figures)")
+        } else {
+            "one run per point (no confidence intervals; run-bm --repeat K gives them)".to_string()
+        }),
+    );
     // Result location.
     item(
         out,
@@ -312,25 +342,48 @@ pub fn render(input: &ReportInput, report_dir: &Path) -> String {
     }
 
     let _ = writeln!(out, "\n## Figures\n");
-    if input.plots.is_empty() {
+    if input.figures.is_empty() {
         let _ = writeln!(out, "No figures were generated (--no-plot).");
     }
-    for p in input.plots {
-        let rel = relative_path(p, report_dir);
-        let file = p
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if p.extension().is_some_and(|e| e == "svg") {
-            let _ = writeln!(out, "SVG: [{file}]({})\n", rel.display());
-        } else {
-            let _ = writeln!(out, "![{file}]({})\n", rel.display());
+    for f in input.figures {
+        let _ = writeln!(out, "### {}\n", f.title);
+        let shown = f
+            .files
+            .iter()
+            .find(|p| p.extension().is_some_and(|e| e == "png"))
+            .or_else(|| f.files.first());
+        if let Some(p) = shown {
+            let _ = writeln!(
+                out,
+                "![{}]({})\n",
+                file_name(p),
+                relative_path(p, report_dir).display()
+            );
+        }
+        if f.files.len() > 1 {
+            let links: Vec<String> = f
+                .files
+                .iter()
+                .map(|p| {
+                    format!(
+                        "[{}]({})",
+                        file_name(p),
+                        relative_path(p, report_dir).display()
+                    )
+                })
+                .collect();
+            let _ = writeln!(out, "Files: {}\n", links.join(", "));
         }
     }
 
     if let Some(sla) = input.sla {
         let _ = writeln!(out, "\n## Best under SLA\n");
         out.push_str(&sla.to_markdown());
+    }
+
+    if let Some(sig) = input.significance {
+        let _ = writeln!(out, "\n## Significance of differences\n");
+        out.push_str(&sig.to_markdown());
     }
 
     let _ = writeln!(out, "\n## Tables\n");
@@ -352,19 +405,49 @@ pub fn render(input: &ReportInput, report_dir: &Path) -> String {
         out,
         "\nFilled from each directory's `manifest.json`; what it does not record is marked {MISSING}."
     );
+    let plots = input.plot_files();
     for e in input.experiments {
-        checklist(&mut out, e, input.plots);
+        checklist(&mut out, e, &plots);
     }
     out
 }
 
-/// Write `<dir>/<name>.md`; returns its path.
-pub fn write(input: &ReportInput, dir: &Path) -> Result<PathBuf> {
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The HTML report: the Markdown's content in one file, figures inlined as SVG.
+pub fn render_html(input: &ReportInput, report_dir: &Path) -> String {
+    let md = render(input, report_dir);
+    let mut images = HashMap::new();
+    for f in input.figures {
+        let Some(svg) = &f.svg else { continue };
+        for p in &f.files {
+            images.insert(
+                relative_path(p, report_dir).display().to_string(),
+                crate::html::inline_svg(svg),
+            );
+        }
+    }
+    crate::html::render(&md, input.name, &images)
+}
+
+/// Write `<dir>/<name>.md` and/or `<dir>/<name>.html`; returns the paths.
+pub fn write(input: &ReportInput, dir: &Path, formats: &[ReportFormat]) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| VizError::io(dir, e))?;
-    let path = dir.join(format!("{}.md", input.name));
-    let text = render(input, dir);
-    pd_common::fsutil::write_atomic(&path, text.as_bytes())?;
-    Ok(path)
+    let mut written = Vec::new();
+    for f in formats {
+        let (ext, text) = match f {
+            ReportFormat::Md => ("md", render(input, dir)),
+            ReportFormat::Html => ("html", render_html(input, dir)),
+        };
+        let path = dir.join(format!("{}.{ext}", input.name));
+        pd_common::fsutil::write_atomic(&path, text.as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

@@ -18,12 +18,12 @@ pub enum LatencyMode {
 /// Which throughput the throughput plots and SLA picks use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ThroughputMetric {
-    /// Input (prefill) tokens/s = total_input_tokens / duration.
+    /// Input (prefill) token/s = total_input_tokens / duration.
     Input,
-    /// Output (decode) tokens/s.
+    /// Output (decode) token/s.
     #[default]
     Output,
-    /// Input + output tokens/s.
+    /// Input + output token/s.
     Total,
 }
 

@@ -163,6 +163,12 @@ pub fn samples(e: &Experiment, kind: SweepKind, settings: &Settings) -> Vec<Samp
                 request_throughput: metrics::request_throughput(e, p, settings)?,
             })
         })
+        // The loader rejects such points; a negative latency must never win a pick.
+        .filter(|s| {
+            [s.tpot, s.ttft, s.throughput, s.request_throughput]
+                .iter()
+                .all(|v| v.is_finite() && *v >= 0.0)
+        })
         .collect()
 }
 

@@ -380,14 +380,100 @@ pub fn render_all(tables: &[Table], gpus_per_node: u32, max_width: usize) -> Str
     out
 }
 
-/// Write every table as `<dir>/<name>_<metric-key>.csv`; returns the paths.
-pub fn write_all_csv(tables: &[Table], dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
+/// Write every table as `<dir>/<name>_<metric-key>.csv` and the long table of all points
+/// as `<dir>/<name>_points.csv` ([`write_points_csv`]); returns the paths.
+pub fn write_all_csv(
+    tables: &[Table],
+    experiments: &[Experiment],
+    gpus_per_node: u32,
+    dir: &Path,
+    name: &str,
+) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| VizError::io(dir, e))?;
-    tables
+    let mut paths = tables
         .iter()
         .map(|t| {
             let path = dir.join(format!("{name}_{}.csv", t.metric.key()));
             t.write_csv(&path).map(|()| path)
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    let points = dir.join(format!("{name}_points.csv"));
+    write_points_csv(experiments, gpus_per_node, &points)?;
+    paths.push(points);
+    Ok(paths)
+}
+
+/// Columns of the long table besides the metrics.
+const POINT_COLUMNS: [&str; 10] = [
+    "experiment",
+    "directory",
+    "file",
+    "aggregated",
+    "sweep",
+    "value",
+    "runs",
+    "failed",
+    "requests",
+    "gpus",
+];
+
+/// One row per point (full precision): the experiment, its directory and the point's
+/// file (`aggregated` = yes when viz averaged `P-<k>.json` runs itself), the sweep
+/// coordinate, runs, failed/all requests, the GPU count (empty = unknown: the `_norm`
+/// columns are then raw), the seven table metrics, and the 95 % CI bounds of the three
+/// raw headline metrics (empty without repeats).
+pub fn write_points_csv(experiments: &[Experiment], gpus_per_node: u32, path: &Path) -> Result<()> {
+    let csv_err = |source| VizError::Csv {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let ci_keys = ["median_tpot_ms", "median_ttft_ms", "output_throughput"];
+    let mut head: Vec<String> = POINT_COLUMNS.iter().map(|c| c.to_string()).collect();
+    head.extend(TableMetric::ALL.iter().map(|m| m.key().to_string()));
+    for k in ci_keys {
+        head.push(format!("{k}_ci95_lo"));
+        head.push(format!("{k}_ci95_hi"));
+    }
+    w.write_record(&head).map_err(csv_err)?;
+    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    for e in experiments {
+        for p in &e.points {
+            let mut rec = vec![
+                e.name.clone(),
+                e.dir.display().to_string(),
+                p.file
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                if p.file.exists() { "no" } else { "yes" }.to_string(),
+                p.kind.as_str().to_string(),
+                format_sweep_value(p.value),
+                p.repeat_count().to_string(),
+                p.failed.to_string(),
+                p.requests.to_string(),
+                e.total_gpus.map(|g| g.to_string()).unwrap_or_default(),
+            ];
+            rec.extend(
+                TableMetric::ALL
+                    .iter()
+                    .map(|m| opt(m.value(e, p, gpus_per_node))),
+            );
+            let fs: [fn(&pd_common::BenchResult) -> Option<f64>; 3] =
+                [metrics::tpot_of, metrics::ttft_of, |r| {
+                    Some(r.output_throughput)
+                }];
+            for (k, f) in ci_keys.iter().zip(fs) {
+                let ci = metrics::ci(p, f, Some(k));
+                rec.push(opt(ci.map(|c| c.0)));
+                rec.push(opt(ci.map(|c| c.1)));
+            }
+            w.write_record(&rec).map_err(csv_err)?;
+        }
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| VizError::io(path, e.into_error()))?;
+    pd_common::fsutil::write_atomic(path, &bytes)?;
+    Ok(())
 }

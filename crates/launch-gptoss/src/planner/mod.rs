@@ -67,7 +67,7 @@ pub fn plan(args: &PlanArgs, progress: bool) -> Result<Plan> {
     let gpu: GpuKind = args.gpu.into();
     let workload = Workload::new(args.itl, args.otl, args.mode.into())?;
     let sweep = sweep_of(args)?;
-    let (network, _) = resolve_network(args.network, gpu, false, None);
+    let (network, _) = resolve_network(args.network.map(Into::into), gpu, false, None);
     let consts = calibrate::constants(&args.sim_config)?;
     let max_model_len = args
         .max_model_len

@@ -19,6 +19,10 @@ pub const PD_IMPORT: &str = "ray.serve.llm:build_pd_openai_app";
 /// Amount of the `node:<ip>` resource each bundle/actor asks for (every node has 1.0).
 pub const NODE_PIN: f64 = 0.001;
 
+/// `max_ongoing_requests` of the PD proxy, as the seed's launcher set it (`1e5`): the proxy
+/// only forwards, so it must never be the queue.
+pub const PROXY_MAX_ONGOING_REQUESTS: u64 = 100_000;
+
 /// Everything besides the spec and plan that shapes the config.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenderOptions {
@@ -27,20 +31,8 @@ pub struct RenderOptions {
     pub stream_batching_interval_ms: u32,
     pub ingress_replicas: u32,
     pub decode_bench: bool,
-    pub verbose: bool,
-}
-
-impl RenderOptions {
-    pub fn from_args(args: &crate::cli::LaunchArgs) -> RenderOptions {
-        RenderOptions {
-            app_name: args.app_name.clone(),
-            max_model_len: args.max_model_len,
-            stream_batching_interval_ms: args.stream_batching_interval_ms,
-            ingress_replicas: args.ingress_replicas,
-            decode_bench: args.decode_bench,
-            verbose: args.verbose,
-        }
-    }
+    /// Engine/NIXL debug logging (the seed's `--verbose`).
+    pub engine_debug: bool,
 }
 
 /// The rendered application and facts derived from it.
@@ -52,6 +44,18 @@ pub struct Rendered {
     pub model_id: String,
     /// Union of the LLM configs' `runtime_env.env_vars` (after overrides).
     pub env: Map<String, Value>,
+    /// Does every LLM config still ask for GPU bundles (after overrides)?
+    pub gpu_bundles: bool,
+}
+
+impl Rendered {
+    /// The import path of the application builder.
+    pub fn import_path(&self) -> &str {
+        self.app
+            .get("import_path")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
 }
 
 fn fixed_replicas(n: u32) -> Value {
@@ -101,13 +105,20 @@ fn llm_config(
     Value::Object(cfg)
 }
 
-fn small_deployment_config(replicas: u32, node: Option<&str>) -> Value {
+/// Deployment options of the ingress or the PD proxy: a fixed replica count, pinned to
+/// `node` when the plan pins it.
+fn small_deployment_config(replicas: u32, max_ongoing: Option<u64>, node: Option<&str>) -> Value {
     let mut d = fixed_replicas(replicas);
-    if let (Some(ip), Value::Object(m)) = (node, &mut d) {
-        m.insert(
-            "ray_actor_options".into(),
-            json!({"resources": {format!("node:{ip}"): NODE_PIN}}),
-        );
+    if let Value::Object(m) = &mut d {
+        if let Some(n) = max_ongoing {
+            m.insert("max_ongoing_requests".into(), json!(n));
+        }
+        if let Some(ip) = node {
+            m.insert(
+                "ray_actor_options".into(),
+                json!({"resources": {format!("node:{ip}"): NODE_PIN}}),
+            );
+        }
     }
     d
 }
@@ -139,6 +150,19 @@ fn collect_env(into: &mut Map<String, Value>, cfg: &Value) {
     }
 }
 
+/// Does an LLM config's placement ask for a GPU in every bundle?
+fn asks_for_gpus(cfg: &Value) -> bool {
+    match cfg
+        .pointer("/placement_group_config/bundles")
+        .and_then(Value::as_array)
+    {
+        Some(bundles) if !bundles.is_empty() => bundles
+            .iter()
+            .all(|b| b.as_object().is_some_and(|m| m.contains_key("GPU"))),
+        _ => false,
+    }
+}
+
 /// Render the application entry for `spec` placed by `plan`.
 pub fn render(
     spec: &DeploymentSpec,
@@ -156,9 +180,9 @@ pub fn render(
     if opts.app_name.trim().is_empty() {
         return Err(RayError::Config("--app-name must not be empty".into()));
     }
-    let env = engine_env(spec, opts.verbose, caller);
+    let env = engine_env(spec, opts.engine_debug, caller);
     let ingress_node = plan.ingress_node.as_deref();
-    let mut ingress = small_deployment_config(opts.ingress_replicas, ingress_node);
+    let mut ingress = small_deployment_config(opts.ingress_replicas, None, ingress_node);
     let merge = |cfg: &mut Value, part: Option<fn(&Overrides) -> &Value>| {
         if let Some(o) = overrides {
             deep_merge(cfg, &o.common);
@@ -171,6 +195,7 @@ pub fn render(
         deep_merge(&mut ingress, &o.ingress);
     }
     let mut all_env = Map::new();
+    let gpu_bundles;
     let (import_path, args, model_id) = if spec.mode.is_pd() {
         if opts.decode_bench {
             return Err(RayError::Config(
@@ -198,11 +223,16 @@ pub fn render(
         }
         collect_env(&mut all_env, &prefill);
         collect_env(&mut all_env, &decode);
+        gpu_bundles = asks_for_gpus(&prefill) && asks_for_gpus(&decode);
         let mut args = Map::new();
         args.insert("prefill_config".into(), prefill);
         args.insert("decode_config".into(), decode);
         if version.pd_has_proxy() {
-            let mut proxy = small_deployment_config(opts.ingress_replicas, ingress_node);
+            let mut proxy = small_deployment_config(
+                opts.ingress_replicas,
+                Some(PROXY_MAX_ONGOING_REQUESTS),
+                ingress_node,
+            );
             if let Some(o) = overrides {
                 deep_merge(&mut proxy, &o.proxy);
             }
@@ -221,6 +251,7 @@ pub fn render(
         merge(&mut cfg, None);
         let id = model_id_of(&cfg, "collocated")?;
         collect_env(&mut all_env, &cfg);
+        gpu_bundles = asks_for_gpus(&cfg);
         let args = json!({"llm_configs": [cfg], "ingress_deployment_config": ingress});
         (COLLOCATED_IMPORT, args, id)
     };
@@ -234,6 +265,7 @@ pub fn render(
         app,
         model_id,
         env: all_env,
+        gpu_bundles,
     })
 }
 
@@ -256,7 +288,7 @@ mod tests {
             stream_batching_interval_ms: 0,
             ingress_replicas: 16,
             decode_bench: false,
-            verbose: false,
+            engine_debug: false,
         }
     }
 

@@ -29,28 +29,57 @@ impl CallerEnv {
     }
 }
 
-/// The env vars our rendering puts into every LLM config.
-pub fn engine_env(spec: &DeploymentSpec, verbose: bool, caller: &CallerEnv) -> Map<String, Value> {
+/// The env vars our rendering puts into every LLM config (`runtime_env.env_vars`).
+///
+/// As the seed's launcher (which set them for the whole Ray job):
+/// * PD with UCX: `UCX_TLS` from the caller's environment, else `all`;
+/// * PD with libfabric: `LD_LIBRARY_PATH` with the EFA libraries first. The seed left
+///   `FI_PROVIDER` unset (its `FI_PROVIDER=efa` line is commented out), and so do we:
+///   libfabric picks the provider;
+/// * `engine_debug` (the seed's `--verbose`): `NIXL_LOG_LEVEL=DEBUG`,
+///   `VLLM_LOGGING_LEVEL=DEBUG`, plus `UCX_LOG_LEVEL=debug`, `UCX_PROTO_INFO=y` (UCX) or
+///   `FI_LOG_LEVEL=debug`, `FI_LOG_PROV=efa` (libfabric).
+///
+/// Deliberate differences: `LD_LIBRARY_PATH` appends the node's own `${LD_LIBRARY_PATH}`
+/// (Ray expands it on the node; the seed appended the launching machine's value) and also
+/// lists `lib64` (Amazon Linux); in collocated mode `engine_debug` sets
+/// `VLLM_LOGGING_LEVEL=DEBUG` (the seed ignored `--verbose` there: no NIXL to debug, but the
+/// engine's logging is what the flag asks for).
+pub fn engine_env(
+    spec: &DeploymentSpec,
+    engine_debug: bool,
+    caller: &CallerEnv,
+) -> Map<String, Value> {
     let mut env = Map::new();
-    if spec.mode.is_pd() {
-        match spec.nixl_backend {
-            NixlBackend::Ucx => {
-                let tls = caller.ucx_tls.clone().unwrap_or_else(|| "all".to_string());
-                env.insert("UCX_TLS".into(), Value::String(tls));
-            }
-            NixlBackend::Libfabric => {
-                env.insert(
-                    "LD_LIBRARY_PATH".into(),
-                    Value::String(EFA_LD_LIBRARY_PATH.into()),
-                );
-                env.insert("FI_PROVIDER".into(), Value::String("efa".into()));
+    let mut set = |k: &str, v: &str| {
+        env.insert(k.to_string(), Value::String(v.to_string()));
+    };
+    if !spec.mode.is_pd() {
+        if engine_debug {
+            set("VLLM_LOGGING_LEVEL", "DEBUG");
+        }
+        return env;
+    }
+    if engine_debug {
+        set("NIXL_LOG_LEVEL", "DEBUG");
+        set("VLLM_LOGGING_LEVEL", "DEBUG");
+    }
+    match spec.nixl_backend {
+        NixlBackend::Ucx => {
+            let tls = caller.ucx_tls.as_deref().unwrap_or("all");
+            set("UCX_TLS", tls);
+            if engine_debug {
+                set("UCX_LOG_LEVEL", "debug");
+                set("UCX_PROTO_INFO", "y");
             }
         }
-    }
-    if verbose {
-        env.insert("NIXL_LOG_LEVEL".into(), Value::String("DEBUG".into()));
-        env.insert("UCX_LOG_LEVEL".into(), Value::String("debug".into()));
-        env.insert("VLLM_LOGGING_LEVEL".into(), Value::String("DEBUG".into()));
+        NixlBackend::Libfabric => {
+            set("LD_LIBRARY_PATH", EFA_LD_LIBRARY_PATH);
+            if engine_debug {
+                set("FI_LOG_LEVEL", "debug");
+                set("FI_LOG_PROV", "efa");
+            }
+        }
     }
     env
 }
@@ -141,14 +170,14 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn env_by_backend_and_verbosity() {
+    fn env_by_backend_and_engine_debug_as_the_seed() {
         let mut pd = DeploymentSpec::pd(
             DeployMode::PdPack,
             Replicas { num: 1, tp: 1 },
             Replicas { num: 1, tp: 1 },
         );
         let e = engine_env(&pd, false, &CallerEnv::default());
-        assert_eq!(e.get("UCX_TLS"), Some(&json!("all")));
+        assert_eq!(Value::Object(e), json!({"UCX_TLS": "all"}));
         let e = engine_env(
             &pd,
             true,
@@ -156,21 +185,28 @@ mod tests {
                 ucx_tls: Some("tcp".into()),
             },
         );
-        assert_eq!(e.get("UCX_TLS"), Some(&json!("tcp")));
-        assert_eq!(e.get("NIXL_LOG_LEVEL"), Some(&json!("DEBUG")));
+        assert_eq!(
+            Value::Object(e),
+            json!({"NIXL_LOG_LEVEL": "DEBUG", "VLLM_LOGGING_LEVEL": "DEBUG", "UCX_TLS": "tcp",
+                   "UCX_LOG_LEVEL": "debug", "UCX_PROTO_INFO": "y"})
+        );
         pd.nixl_backend = NixlBackend::Libfabric;
         let e = engine_env(&pd, false, &CallerEnv::default());
-        assert!(e["LD_LIBRARY_PATH"]
-            .as_str()
-            .unwrap()
-            .contains("/opt/amazon/efa/lib"));
-        assert!(!e.contains_key("UCX_TLS"));
-        assert!(engine_env(
-            &DeploymentSpec::collocated(1, 1),
-            false,
-            &CallerEnv::default()
-        )
-        .is_empty());
+        assert_eq!(
+            Value::Object(e),
+            json!({"LD_LIBRARY_PATH": EFA_LD_LIBRARY_PATH}),
+            "no FI_PROVIDER: the seed leaves the provider to libfabric"
+        );
+        let e = engine_env(&pd, true, &CallerEnv::default());
+        assert_eq!(e.get("FI_LOG_LEVEL"), Some(&json!("debug")));
+        assert_eq!(e.get("FI_LOG_PROV"), Some(&json!("efa")));
+        assert!(!e.contains_key("FI_PROVIDER") && !e.contains_key("UCX_LOG_LEVEL"));
+        let colo = DeploymentSpec::collocated(1, 1);
+        assert!(engine_env(&colo, false, &CallerEnv::default()).is_empty());
+        assert_eq!(
+            Value::Object(engine_env(&colo, true, &CallerEnv::default())),
+            json!({"VLLM_LOGGING_LEVEL": "DEBUG"})
+        );
     }
 
     #[test]

@@ -1,17 +1,18 @@
-//! Typed errors of the Ray backend.
+//! Typed errors of the Ray backend, each with its exit code.
 
 use std::path::PathBuf;
+
+use pd_common::exit;
+use pd_common::http::HttpError;
+
+use crate::error::Classify;
 
 /// Everything that can go wrong talking to a Ray cluster or preparing a deployment.
 #[derive(Debug, thiserror::Error)]
 pub enum RayError {
     /// A URL given on the command line (or in `RAY_ADDRESS`) is not usable.
-    #[error("invalid {what} '{url}': {reason}")]
-    BadUrl {
-        what: &'static str,
-        url: String,
-        reason: String,
-    },
+    #[error("invalid {what}: {reason}")]
+    BadUrl { what: &'static str, reason: String },
     /// The server could not be reached at all (connection refused, DNS, timeout on connect).
     #[error("cannot reach {what} at {url}: {reason}")]
     Unreachable {
@@ -34,7 +35,7 @@ pub enum RayError {
         status: u16,
         body: String,
     },
-    /// The server answered something we cannot interpret.
+    /// The server answered something we cannot interpret, or the exchange broke off.
     #[error("unexpected answer from {url}: {reason}")]
     BadResponse { url: String, reason: String },
     /// A `--nodes` entry is malformed.
@@ -52,7 +53,7 @@ pub enum RayError {
     /// Something already on the cluster prevents a safe deploy (route clash, app we cannot keep).
     #[error("{0}")]
     Conflict(String),
-    /// Ray reported DEPLOY_FAILED (or the application vanished).
+    /// Ray reported DEPLOY_FAILED (or the application vanished or was replaced).
     #[error("application '{app}' failed to deploy: {message}")]
     DeployFailed { app: String, message: String },
     /// The application was not ready before `--timeout`.
@@ -64,15 +65,50 @@ pub enum RayError {
         secs: u64,
         pending: String,
     },
-    /// Ctrl-C while waiting.
-    #[error("interrupted while waiting for application '{0}'")]
-    Interrupted(String),
+    /// SIGINT/SIGTERM/SIGHUP while waiting.
+    #[error("interrupted by {} while waiting for application '{app}'", crate::interrupt::signal_name(*signal))]
+    Interrupted { app: String, signal: i32 },
     /// Writing the deployment record failed.
-    #[error("writing the deployment record: {0}")]
+    #[error("writing the deployment record")]
     Record(#[from] pd_common::Error),
 }
 
+impl Classify for RayError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            RayError::BadUrl { .. }
+            | RayError::BadNode { .. }
+            | RayError::Overrides { .. }
+            | RayError::Preflight(_)
+            | RayError::Config(_) => exit::USAGE,
+            RayError::Interrupted { signal, .. } => exit::interrupted_by(*signal),
+            _ => exit::FAILED,
+        }
+    }
+}
+
 impl RayError {
+    /// A transport error of a call to `what` ("the Ray dashboard").
+    pub fn from_http(what: &'static str, base: &str, e: HttpError) -> RayError {
+        match e {
+            HttpError::Unreachable { reason, .. } => RayError::Unreachable {
+                what,
+                url: base.to_string(),
+                reason,
+            },
+            HttpError::Timeout { method, url, secs } => RayError::RequestTimeout {
+                method: method.to_string(),
+                url,
+                secs,
+            },
+            HttpError::TooLarge { url, limit, .. } => RayError::BadResponse {
+                url,
+                reason: format!("the response is larger than {limit} bytes"),
+            },
+            HttpError::Failed { url, reason, .. } => RayError::BadResponse { url, reason },
+        }
+    }
+
     /// Apply `f` to every server-provided text in the error (for scrubbing secrets).
     pub fn map_server_text(self, f: impl Fn(&str) -> String) -> RayError {
         match self {
@@ -156,5 +192,26 @@ mod tests {
     fn tail_keeps_the_end() {
         assert_eq!(tail("abc\n", 10), "abc");
         assert_eq!(tail("0123456789", 4), "…6789");
+    }
+
+    #[test]
+    fn exit_codes_follow_the_table() {
+        assert_eq!(RayError::Preflight("x".into()).exit_code(), 2);
+        assert_eq!(
+            RayError::Interrupted {
+                app: "a".into(),
+                signal: libc::SIGTERM
+            }
+            .exit_code(),
+            143
+        );
+        assert_eq!(
+            RayError::DeployFailed {
+                app: "a".into(),
+                message: "m".into()
+            }
+            .exit_code(),
+            1
+        );
     }
 }

@@ -1,5 +1,8 @@
 //! Cluster nodes: parsed from `GET /api/v0/nodes` or from `--nodes IP:GPUS`.
 
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::RayError;
@@ -71,45 +74,105 @@ pub fn parse_node_args(entries: &[String]) -> Result<Vec<Node>, RayError> {
     Ok(out)
 }
 
-/// Parse the body of `GET /api/v0/nodes` (`{"result":bool,"msg":…,"data":{"result":{"result":[…]}}}`).
-pub fn parse_nodes_response(url: &str, body: &Value) -> Result<Vec<Node>, RayError> {
+/// The body of `GET /api/v0/nodes`: `{"result":bool,"msg":…,"data":{"result":{"result":[…]}}}`.
+#[derive(Debug, Deserialize)]
+struct NodesBody {
+    #[serde(default)]
+    result: Option<bool>,
+    #[serde(default)]
+    msg: Option<String>,
+    #[serde(default)]
+    data: Option<NodesData>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NodesData {
+    result: NodesPage,
+}
+
+#[derive(Debug, Deserialize)]
+struct NodesPage {
+    result: Vec<NodeEntry>,
+}
+
+/// One node of the state API (the fields placement reads).
+#[derive(Debug, Deserialize)]
+struct NodeEntry {
+    node_ip: String,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    is_head_node: Option<bool>,
+    /// Resource name → amount (`GPU`, `CPU`, `node:<ip>`, custom resources).
+    #[serde(default)]
+    resources_total: BTreeMap<String, Value>,
+}
+
+/// Parse the body of `GET /api/v0/nodes`.
+pub fn parse_nodes_response(url: &str, body: &[u8]) -> Result<Vec<Node>, RayError> {
     let bad = |reason: String| RayError::BadResponse {
         url: url.to_string(),
         reason,
     };
-    if body.get("result").and_then(Value::as_bool) == Some(false) {
-        let msg = body.get("msg").and_then(Value::as_str).unwrap_or("");
-        return Err(bad(format!("the node listing failed: {msg}")));
+    let parsed: NodesBody =
+        serde_json::from_slice(body).map_err(|e| bad(format!("not a node listing ({e})")))?;
+    if parsed.result == Some(false) {
+        return Err(bad(format!(
+            "the node listing failed: {}",
+            parsed.msg.unwrap_or_default()
+        )));
     }
-    let list = body
-        .pointer("/data/result/result")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("no data.result.result list of nodes".into()))?;
-    let mut nodes = Vec::with_capacity(list.len());
-    for n in list {
-        let ip = n
-            .get("node_ip")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("a node without node_ip".into()))?;
-        let gpus = n
-            .pointer("/resources_total/GPU")
-            .and_then(Value::as_f64)
-            .unwrap_or(0.0);
-        nodes.push(Node {
-            ip: ip.to_string(),
-            gpus: if gpus.is_finite() && gpus > 0.0 {
-                gpus.floor() as u32
-            } else {
-                0
-            },
-            alive: n.get("state").and_then(Value::as_str) == Some("ALIVE"),
-            is_head: n
-                .get("is_head_node")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-        });
-    }
-    Ok(nodes)
+    let entries = parsed
+        .data
+        .ok_or_else(|| bad("no data.result.result list of nodes".into()))?
+        .result
+        .result;
+    Ok(entries
+        .into_iter()
+        .map(|n| {
+            let gpus = n
+                .resources_total
+                .get("GPU")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
+            Node {
+                ip: n.node_ip,
+                gpus: if gpus.is_finite() && gpus > 0.0 {
+                    gpus.floor().min(f64::from(u32::MAX)) as u32
+                } else {
+                    0
+                },
+                alive: n.state.as_deref() == Some("ALIVE"),
+                is_head: n.is_head_node.unwrap_or(false),
+            }
+        })
+        .collect())
+}
+
+/// First address of the placeholder nodes of an assumed inventory (TEST-NET-1, RFC 5737:
+/// never a real host).
+pub const ASSUMED_NODE_PREFIX: &str = "192.0.2.";
+
+/// The inventory a dry run assumes without a cluster and without `--nodes`: `count` nodes
+/// of `gpus` GPUs each, at placeholder addresses 192.0.2.1, 192.0.2.2, …
+pub fn assumed_inventory(count: u32, gpus: u32) -> Vec<Node> {
+    (1..=count.max(1))
+        .map(|i| Node {
+            ip: format!("{ASSUMED_NODE_PREFIX}{i}"),
+            gpus,
+            alive: true,
+            is_head: false,
+        })
+        .collect()
+}
+
+/// `IP:GPUS` list (as `--nodes` takes it) for messages.
+pub fn as_node_args(nodes: &[Node]) -> String {
+    nodes
+        .iter()
+        .map(|n| format!("{}:{}", n.ip, n.gpus))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `ip (N GPUs)` list for messages.
@@ -157,13 +220,14 @@ mod tests {
              "resources_total": {"CPU": 8.0, "node:10.0.0.1": 1.0}},
             {"node_ip": "10.0.0.2", "state": "ALIVE", "resources_total": {"GPU": 8.0}},
             {"node_ip": "10.0.0.3", "state": "DEAD", "resources_total": {"GPU": 2.5}}]}}});
-        let nodes = parse_nodes_response("u", &body).unwrap();
+        let nodes = parse_nodes_response("u", body.to_string().as_bytes()).unwrap();
         assert_eq!(nodes.len(), 3);
         assert_eq!((nodes[0].gpus, nodes[0].is_head), (0, true));
         assert_eq!(nodes[1].gpus, 8);
         assert_eq!((nodes[2].gpus, nodes[2].alive), (2, false));
-        let err = parse_nodes_response("u", &json!({"result": false, "msg": "boom", "data": {}}));
+        let err = parse_nodes_response("u", br#"{"result": false, "msg": "boom", "data": null}"#);
         assert!(err.unwrap_err().to_string().contains("boom"));
-        assert!(parse_nodes_response("u", &json!({"x": 1})).is_err());
+        assert!(parse_nodes_response("u", br#"{"x": 1}"#).is_err());
+        assert!(parse_nodes_response("u", b"<html>").is_err());
     }
 }

@@ -44,7 +44,8 @@ pub struct Group {
 pub struct Plan {
     pub mode: DeployMode,
     pub groups: Vec<Group>,
-    /// Node the ingress replicas are pinned to (the decode or collocated node), if any.
+    /// Node the ingress (and PD proxy) replicas are pinned to: the node of a collocated or
+    /// pd-pack deployment that fits one node; none in pd-spread (as the seed's launcher).
     pub ingress_node: Option<String>,
     /// Nodes the engines may use.
     pub nodes: Vec<String>,
@@ -259,7 +260,9 @@ pub fn plan(spec: &DeploymentSpec, nodes: &[Node]) -> Result<Plan, RayError> {
                         node: Some(dn.ip.clone()),
                     },
                 ],
-                ingress_node: Some(dn.ip.clone()),
+                // As the seed's launcher: in pd-spread the ingress (and proxy) replicas are
+                // left to Ray's placement.
+                ingress_node: None,
                 nodes: vec![pn.ip.clone(), dn.ip.clone()],
                 gpus_per_node: pn.gpus.max(dn.gpus),
                 notes: vec![format!(

@@ -3,13 +3,21 @@
 
 use std::fmt;
 
-/// First Ray minor release (2.x) whose `build_pd_openai_app` has no proxy deployment.
+/// First Ray minor release (2.x) whose PD builder rejects `proxy_deployment_config`.
 ///
-/// Known points: Ray 2.51 (the seed's nightly) accepted `proxy_deployment_config`; Ray 2.60
-/// rejects it ("Extra inputs are not permitted"): the decode server calls prefill
-/// directly. The exact release in between that dropped the proxy is not known here;
-/// we assume 2.55 (releases before 2.55 get the proxy layout).
-pub const FIRST_PROXYLESS_MINOR: u32 = 55;
+/// History of `build_pd_openai_app` (Ray Serve LLM), from Ray's sources and PRs:
+/// * ray#53821 (June 2025) added `proxy_deployment_config`: the options of the
+///   `PDProxyServer` deployment that sat between the ingress and the P/D servers. The
+///   seed's runs (a Ray 2.51 nightly) passed 16 proxy replicas with
+///   `max_ongoing_requests: 1e5`.
+/// * ray#62076 (March 2026) replaced the proxy by a decode server that calls prefill
+///   itself; `proxy_deployment_config` stayed accepted but ignored (DeprecationWarning),
+///   with removal announced for Ray 2.58.
+/// * Ray 2.60 rejects it ("Extra inputs are not permitted"; measured).
+///
+/// So the proxy config is rendered for every release that accepts it (< 2.58: used or
+/// harmlessly ignored) and left out from 2.58 on.
+pub const FIRST_PROXYLESS_MINOR: u32 = 58;
 
 /// Version assumed when none is known (`--dry-run --nodes`, no cluster).
 pub const ASSUMED_VERSION: &str = "2.60.0";
@@ -40,7 +48,7 @@ impl RayVersion {
         }
     }
 
-    /// Does this Ray's PD builder take a `proxy_deployment_config`?
+    /// Does this Ray's PD builder accept a `proxy_deployment_config`?
     /// Unparseable versions are treated as recent (no proxy).
     pub fn pd_has_proxy(&self) -> bool {
         match self.parsed {
@@ -63,7 +71,8 @@ mod tests {
     #[test]
     fn proxy_layout_by_version() {
         assert!(!RayVersion::parse("2.60.0").pd_has_proxy());
-        assert!(!RayVersion::parse("2.55.0").pd_has_proxy());
+        assert!(!RayVersion::parse("2.58.0").pd_has_proxy());
+        assert!(RayVersion::parse("2.57.1").pd_has_proxy());
         assert!(RayVersion::parse("2.54.1").pd_has_proxy());
         assert!(RayVersion::parse("2.51.0.dev0").pd_has_proxy());
         assert!(!RayVersion::parse("3.0.0rc1").pd_has_proxy());

@@ -9,34 +9,55 @@ use pd_common::deployment::{
 use serde::{Deserialize, Serialize};
 
 use super::engine::{ClusterConfig, EngineExtras, NetworkKind, SimConstants};
+use super::options::SimOptions;
 use super::server::ServerOptions;
-use crate::cli::{LaunchArgs, Network};
+use crate::options::LaunchRequest;
 
 /// Format version of plan files.
-pub const PLAN_FORMAT_VERSION: u32 = 1;
+pub const PLAN_FORMAT_VERSION: u32 = 2;
+
+/// File name of the plan of the simulator on `port` (next to the record).
+pub fn plan_file_name(port: u16) -> String {
+    format!("sim-{port}.plan.json")
+}
+
+/// File name of the log of the simulator on `port` (next to the record).
+pub fn log_file_name(port: u16) -> String {
+    format!("sim-{port}.log")
+}
 
 /// Errors while building or reading a plan.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("cannot read plan {path}: {source}")]
+    #[error("cannot read plan {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid plan {path}: {source}")]
+    #[error("invalid plan {}", path.display())]
     Parse {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("cannot write the plan: {0}")]
-    Write(Box<pd_common::Error>),
-    #[error("{0}")]
+    #[error("cannot write the plan")]
+    Write(#[source] Box<pd_common::Error>),
+    #[error(transparent)]
     Constants(#[from] super::engine::SimError),
-    #[error("cannot resolve path {path}: {source}")]
+    #[error("cannot resolve path {}", path.display())]
     Path {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl crate::error::Classify for PlanError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            // Bad simulator constants or an unreadable --sim-config: a bad value.
+            PlanError::Constants(_) => pd_common::exit::USAGE,
+            _ => pd_common::exit::FAILED,
+        }
+    }
 }
 
 /// What `serve-sim` runs.
@@ -60,18 +81,13 @@ pub struct SimPlan {
     pub record: DeploymentRecord,
     /// Write the record once listening (foreground mode).
     pub write_record: bool,
+    /// A random token the server returns in every response (`x-pd-lab-instance`): the
+    /// launcher's readiness probe checks that the endpoint answering is the one it started.
+    #[serde(default)]
+    pub instance: String,
     /// `--decode-bench`: simulate vLLM's DecodeBenchConnector (collocated only).
     #[serde(default)]
     pub decode_bench: bool,
-}
-
-fn network_kind(n: Network) -> NetworkKind {
-    match n {
-        Network::EfaSrd => NetworkKind::EfaSrd,
-        Network::Ib => NetworkKind::Ib,
-        Network::Tcp => NetworkKind::Tcp,
-        Network::Custom => NetworkKind::Custom,
-    }
 }
 
 /// Name of a network in records (`efa-srd`, `ib`, `tcp`, `custom`).
@@ -110,16 +126,16 @@ pub fn ucx_tls_forces_tcp(value: &str) -> bool {
             .all(|t| *t == "tcp" || LOCAL.contains(t) || t.starts_with("cuda_ipc"))
 }
 
-/// The network the engine models: `--network`, else the default of the GPU kind
+/// The network the engine models: `explicit`, else the default of the GPU kind
 /// (efa-srd on H100 nodes, ib on H200); `UCX_TLS=tcp` (with UCX) forces tcp.
 /// Returns the network and a warning to print, if any.
 pub fn resolve_network(
-    explicit: Option<Network>,
+    explicit: Option<NetworkKind>,
     gpu: GpuKind,
     use_libfabric: bool,
     ucx_tls: Option<&str>,
 ) -> (NetworkKind, Option<String>) {
-    let chosen = explicit.map(network_kind).unwrap_or(match gpu {
+    let chosen = explicit.unwrap_or(match gpu {
         GpuKind::H200 => NetworkKind::Ib,
         _ => NetworkKind::EfaSrd,
     });
@@ -162,18 +178,20 @@ pub fn connect_host(host: &str) -> String {
 }
 
 impl SimPlan {
-    /// Build the plan from validated launch flags. `command` is the exact argv.
-    pub fn from_args(
-        spec: &DeploymentSpec,
-        args: &LaunchArgs,
-        record_path: &Path,
-        command: Vec<String>,
-        ucx_tls: Option<&str>,
+    /// Build the plan of a validated launch request. `record_path` must be absolute-able.
+    pub fn new(
+        req: &LaunchRequest,
+        opts: &SimOptions,
     ) -> Result<(SimPlan, Option<String>), PlanError> {
-        let (network, warning) =
-            resolve_network(args.network, spec.gpu, args.use_libfabric, ucx_tls);
-        let sim_config = args.sim_config.as_deref().map(absolute).transpose()?;
-        let base_url = format!("http://{}:{}", connect_host(&args.host), args.port);
+        let spec = &req.spec;
+        let (network, warning) = resolve_network(
+            opts.network,
+            spec.gpu,
+            spec.nixl_backend == pd_common::deployment::NixlBackend::Libfabric,
+            opts.ucx_tls.as_deref(),
+        );
+        let sim_config = opts.sim_config.as_deref().map(absolute).transpose()?;
+        let base_url = format!("http://{}:{}", connect_host(&opts.host), opts.port);
         let record = DeploymentRecord {
             format_version: pd_common::deployment::RECORD_FORMAT_VERSION,
             backend: ServingBackend::Sim,
@@ -181,9 +199,9 @@ impl SimPlan {
             served_model_name: spec.model_id.clone(),
             label: spec.label(),
             total_gpus: spec.total_gpus(),
-            gpus_per_node: args.gpus_per_node,
-            nodes: node_names(spec, args.gpus_per_node),
-            command,
+            gpus_per_node: req.gpus_per_node,
+            nodes: node_names(spec, req.gpus_per_node),
+            command: req.command.clone(),
             tool_version: pd_common::VERSION.to_string(),
             created_at: pd_common::deployment::now_rfc3339(),
             network: (spec.mode == DeployMode::PdSpread).then(|| network_name(network).to_string()),
@@ -197,19 +215,32 @@ impl SimPlan {
         let plan = SimPlan {
             format_version: PLAN_FORMAT_VERSION,
             spec: spec.clone(),
-            gpus_per_node: args.gpus_per_node,
+            gpus_per_node: req.gpus_per_node,
             network,
             sim_config,
-            max_model_len: args.max_model_len,
-            seed: args.seed,
-            host: args.host.clone(),
-            port: args.port,
-            record_path: absolute(record_path)?,
+            max_model_len: req.max_model_len,
+            seed: opts.seed,
+            host: opts.host.clone(),
+            port: opts.port,
+            record_path: absolute(&req.record_path)?,
             record,
-            write_record: args.foreground,
-            decode_bench: args.decode_bench,
+            write_record: opts.foreground,
+            instance: format!(
+                "{:016x}{:016x}",
+                rand::random::<u64>(),
+                rand::random::<u64>()
+            ),
+            decode_bench: opts.decode_bench,
         };
         Ok((plan, warning))
+    }
+
+    /// The engine options beyond the cluster configuration.
+    pub fn extras(&self) -> EngineExtras {
+        EngineExtras {
+            decode_bench: self.decode_bench,
+            ..EngineExtras::default()
+        }
     }
 
     /// The simulator constants (built-in for the GPU kind, or `--sim-config`).
@@ -232,14 +263,6 @@ impl SimPlan {
         })
     }
 
-    /// The engine options beyond the cluster configuration.
-    pub fn extras(&self) -> EngineExtras {
-        EngineExtras {
-            decode_bench: self.decode_bench,
-            ..EngineExtras::default()
-        }
-    }
-
     pub fn server_options(&self) -> ServerOptions {
         ServerOptions {
             served_model_name: self.spec.model_id.clone(),
@@ -247,13 +270,16 @@ impl SimPlan {
             max_model_len: self.max_model_len,
             label: self.spec.label(),
             gpu: self.spec.gpu.to_string(),
+            instance: (!self.instance.is_empty()).then(|| self.instance.clone()),
         }
     }
 
-    /// The record with the server's pid.
+    /// The record of the running server `pid`, stamped now (after the server started:
+    /// `shutdown` refuses a pid whose process started after its record was written).
     pub fn record_for(&self, pid: u32) -> DeploymentRecord {
         DeploymentRecord {
             stop: StopHandle::Pid { pid },
+            created_at: pd_common::deployment::now_rfc3339(),
             ..self.record.clone()
         }
     }
@@ -266,8 +292,8 @@ impl SimPlan {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         (
-            dir.join(format!("sim-{}.plan.json", self.port)),
-            dir.join(format!("sim-{}.log", self.port)),
+            dir.join(plan_file_name(self.port)),
+            dir.join(log_file_name(self.port)),
         )
     }
 
@@ -307,13 +333,13 @@ mod tests {
             NetworkKind::Ib
         );
         assert_eq!(
-            resolve_network(Some(Network::Ib), GpuKind::H100, false, None).0,
+            resolve_network(Some(NetworkKind::Ib), GpuKind::H100, false, None).0,
             NetworkKind::Ib
         );
         let (n, w) = resolve_network(None, GpuKind::H100, false, Some("tcp"));
         assert_eq!((n, w), (NetworkKind::Tcp, None));
         let (n, w) = resolve_network(
-            Some(Network::EfaSrd),
+            Some(NetworkKind::EfaSrd),
             GpuKind::H100,
             false,
             Some("tcp,self"),

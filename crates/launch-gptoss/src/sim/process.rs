@@ -1,20 +1,46 @@
-//! The background `serve-sim` process: spawn it detached, wait until it answers, check
-//! whether a pid is (still) one of ours, stop it.
+//! The background `serve-sim` process, started as a proper daemon, and the readiness probe.
+//!
+//! The daemon runs in its own session (no controlling terminal), in `/`, with stdin from
+//! `/dev/null`, stdout and stderr appended to its log, and no other file descriptor than
+//! the listening socket the launcher bound for it (fd 3): whatever the launcher inherited
+//! (a `flock` lock, the write end of a `| cat` pipe) is closed at exec, so the caller's
+//! pipeline ends and its locks are released when the launcher returns.
+//!
+//! The launcher binds the socket itself: of two launches racing for one port, the second
+//! fails at once. The probe then checks that the endpoint answering carries the instance
+//! token of the server it started.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::fs::File;
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use pd_common::http::{Client, ClientOptions};
+use pd_common::url::BaseUrl;
+
+use super::server::INSTANCE_HEADER;
+use crate::error::Classify;
+use crate::interrupt;
+
+/// The descriptor the daemon finds its listening socket on.
+pub const LISTEN_FD: i32 = 3;
+
 /// Errors of process management.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
-    #[error("cannot start {what}: {source}")]
-    Spawn {
-        what: String,
+    #[error("cannot open the simulator log {}", path.display())]
+    Log {
+        path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("refusing to write the simulator log {}: {why}", path.display())]
+    UnsafeLog {
+        path: std::path::PathBuf,
+        why: String,
+    },
+    #[error("cannot start launch-gptoss serve-sim")]
+    Spawn { source: std::io::Error },
     #[error(
         "the simulator process exited ({status}) before answering; last log lines ({log}):\n{tail}"
     )]
@@ -29,14 +55,22 @@ pub enum ProcessError {
         log: String,
         tail: String,
     },
-    #[error("invalid pid {0}")]
-    BadPid(u32),
-    #[error("cannot signal pid {pid}: {source}")]
-    Signal { pid: u32, source: std::io::Error },
-    #[error("pid {0} is still alive after SIGKILL")]
-    Unkillable(u32),
-    #[error("HTTP request to {url} failed: {reason}")]
-    Http { url: String, reason: String },
+    #[error(
+        "another server answers at {url} (not the simulator this launch started{}); stopped ours",
+        got.as_deref().map(|g| format!(": instance {g}")).unwrap_or_default()
+    )]
+    Impostor { url: String, got: Option<String> },
+    #[error("interrupted by {} while waiting for the simulator (stopped it)", interrupt::signal_name(*.0))]
+    Interrupted(i32),
+}
+
+impl Classify for ProcessError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            ProcessError::Interrupted(sig) => pd_common::exit::interrupted_by(*sig),
+            _ => pd_common::exit::FAILED,
+        }
+    }
 }
 
 /// Last `n` lines of a log file (empty if unreadable).
@@ -46,114 +80,162 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Start `<this exe> serve-sim --plan <plan>` in its own session (no controlling
-/// terminal, survives the launcher), stdout and stderr appended to `log`.
-pub fn spawn_serve_sim(plan: &Path, log: &Path) -> Result<Child, ProcessError> {
-    let spawn_err = |source| ProcessError::Spawn {
-        what: "launch-gptoss serve-sim".into(),
+/// Open the simulator log for appending without following a planted symlink, and only if
+/// it is a plain file of ours with one link (not a hard link to someone else's file, not a
+/// FIFO that would block).
+#[cfg(unix)]
+pub fn open_log(path: &Path) -> Result<File, ProcessError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let err = |source| ProcessError::Log {
+        path: path.to_path_buf(),
         source,
     };
-    let exe = std::env::current_exe().map_err(spawn_err)?;
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir).map_err(spawn_err)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(err)?;
     }
-    let out = std::fs::OpenOptions::new()
-        .create(true)
+    let f = std::fs::OpenOptions::new()
         .append(true)
-        .open(log)
-        .map_err(spawn_err)?;
-    let err = out.try_clone().map_err(spawn_err)?;
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                ProcessError::UnsafeLog {
+                    path: path.to_path_buf(),
+                    why: "it is a symbolic link".into(),
+                }
+            } else {
+                err(e)
+            }
+        })?;
+    let m = f.metadata().map_err(err)?;
+    let unsafe_log = |why: &str| ProcessError::UnsafeLog {
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    };
+    if !m.file_type().is_file() {
+        return Err(unsafe_log("it is not a regular file"));
+    }
+    if m.uid() != super::identity::my_uid() {
+        return Err(unsafe_log("it belongs to another user"));
+    }
+    if m.nlink() != 1 {
+        return Err(unsafe_log("it has other hard links"));
+    }
+    Ok(f)
+}
+
+/// Mark every descriptor from `from` on close-on-exec (async-signal-safe: syscalls only).
+#[cfg(target_os = "linux")]
+fn cloexec_from(from: i32) {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range(2) only changes descriptor flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            from as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return;
+    }
+    // Older kernels: one fcntl per possible descriptor.
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit with a valid pointer.
+    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur.min(1 << 20) as i32
+    } else {
+        4096
+    };
+    for fd in from..max {
+        // SAFETY: fcntl on a possibly closed descriptor just fails with EBADF.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+}
+
+/// Start `<this exe> serve-sim --plan <plan> --listen-fd 3` as a daemon serving `listener`,
+/// output appended to `log`.
+#[cfg(target_os = "linux")]
+pub fn spawn_serve_sim(
+    plan: &Path,
+    log: File,
+    listener: &TcpListener,
+) -> Result<Child, ProcessError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let spawn_err = |source| ProcessError::Spawn { source };
+    let exe = std::env::current_exe().map_err(spawn_err)?;
+    // A duplicate numbered 3 or above (std dups with F_DUPFD_CLOEXEC from 3): stdio set-up
+    // in the child cannot overwrite it.
+    let sock = listener.try_clone().map_err(spawn_err)?;
+    let fd = sock.as_raw_fd();
+    let err = log.try_clone().map_err(spawn_err)?;
     let mut cmd = Command::new(exe);
     cmd.arg("serve-sim")
         .arg("--plan")
         .arg(plan)
+        .arg("--listen-fd")
+        .arg(LISTEN_FD.to_string())
         .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    detach(&mut cmd);
-    cmd.spawn().map_err(spawn_err)
-}
-
-#[cfg(unix)]
-fn detach(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: setsid() is async-signal-safe and touches no memory of the parent.
+        .stdout(log)
+        .stderr(err)
+        .current_dir("/");
+    // SAFETY: the closure only makes async-signal-safe system calls.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::setsid() == -1 {
                 return Err(std::io::Error::last_os_error());
             }
+            let ok = if fd == LISTEN_FD {
+                libc::fcntl(fd, libc::F_SETFD, 0) != -1
+            } else {
+                libc::dup2(fd, LISTEN_FD) != -1
+            };
+            if !ok {
+                return Err(std::io::Error::last_os_error());
+            }
+            cloexec_from(LISTEN_FD + 1);
             Ok(())
         });
     }
+    let child = cmd.spawn().map_err(spawn_err)?;
+    drop(sock);
+    Ok(child)
 }
 
-#[cfg(not(unix))]
-fn detach(_cmd: &mut Command) {}
-
-/// `http://host:port[/…]` → socket address.
-fn resolve(base_url: &str) -> Result<SocketAddr, ProcessError> {
-    let err = |reason: String| ProcessError::Http {
-        url: base_url.to_string(),
-        reason,
-    };
-    let rest = base_url
-        .strip_prefix("http://")
-        .ok_or_else(|| err("only http:// URLs are supported".into()))?;
-    let authority = rest.split('/').next().unwrap_or(rest);
-    authority
-        .to_socket_addrs()
-        .map_err(|e| err(e.to_string()))?
-        .next()
-        .ok_or_else(|| err("no address".into()))
-}
-
-/// A minimal blocking `GET` (HTTP/1.1, `Connection: close`): status and body.
-pub fn http_get(
-    base_url: &str,
-    path: &str,
-    timeout: Duration,
-) -> Result<(u16, String), ProcessError> {
-    let url = format!("{base_url}{path}");
-    let err = |reason: String| ProcessError::Http {
-        url: url.clone(),
-        reason,
-    };
-    let addr = resolve(base_url)?;
-    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| err(e.to_string()))?;
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| err(e.to_string()))?;
-    s.set_write_timeout(Some(timeout))
-        .map_err(|e| err(e.to_string()))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| err(e.to_string()))?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| err(e.to_string()))?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| err("malformed response".into()))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| err("malformed status line".into()))?;
-    Ok((status, body.to_string()))
-}
-
-/// Wait until `GET /v1/models` answers 200; fail early if the child exits, kill it on
-/// timeout. Returns the time it took.
+/// Wait until `GET /v1/models` answers 200 with our instance token; fail early if the child
+/// exits, and stop it on timeout, interruption or an impostor. Returns the time it took.
 pub fn wait_ready(
     child: &mut Child,
-    base_url: &str,
+    base_url: &BaseUrl,
+    instance: &str,
     timeout: Duration,
     log: &Path,
 ) -> Result<Duration, ProcessError> {
+    let client = Client::new(ClientOptions {
+        timeout: Duration::from_millis(1000),
+        connect_timeout: Duration::from_millis(500),
+        max_body_bytes: 1 << 20,
+        ..ClientOptions::default()
+    });
     let start = Instant::now();
+    let stop = |child: &mut Child| {
+        let _ = child.kill();
+        let _ = child.wait();
+    };
     loop {
+        if let Some(sig) = interrupt::received() {
+            stop(child);
+            return Err(ProcessError::Interrupted(sig));
+        }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(ProcessError::EarlyExit {
                 status: status.to_string(),
@@ -161,12 +243,22 @@ pub fn wait_ready(
                 tail: log_tail(log, 20),
             });
         }
-        if let Ok((200, _)) = http_get(base_url, "/v1/models", Duration::from_millis(500)) {
-            return Ok(start.elapsed());
+        if let Ok(r) = client.get(base_url, "/v1/models") {
+            if r.status == 200 {
+                let got = r.header(INSTANCE_HEADER);
+                if got == Some(instance) {
+                    return Ok(start.elapsed());
+                }
+                let got = got.map(str::to_string);
+                stop(child);
+                return Err(ProcessError::Impostor {
+                    url: base_url.to_string(),
+                    got,
+                });
+            }
         }
         if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(child);
             return Err(ProcessError::NotReady {
                 secs: timeout.as_secs_f64(),
                 log: log.display().to_string(),
@@ -177,177 +269,25 @@ pub fn wait_ready(
     }
 }
 
-fn to_pid(pid: u32) -> Result<libc::pid_t, ProcessError> {
-    match libc::pid_t::try_from(pid) {
-        Ok(p) if p > 0 && pid != std::process::id() => Ok(p),
-        _ => Err(ProcessError::BadPid(pid)),
-    }
-}
-
-/// Whether the process exists (zombies count as gone).
-#[cfg(unix)]
-pub fn pid_alive(pid: u32) -> bool {
-    let Ok(p) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if p <= 0 {
-        return false;
-    }
-    // SAFETY: kill with signal 0 only checks for existence and permission.
-    let r = unsafe { libc::kill(p, 0) };
-    let exists = r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    exists && !is_zombie(pid)
-}
-
-#[cfg(not(unix))]
-pub fn pid_alive(_pid: u32) -> bool {
-    false
-}
-
-fn is_zombie(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // "pid (comm) S …": the state follows the last ')'.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => false,
-    }
-}
-
-/// Whether the pid runs a simulator server: `launch-gptoss serve-sim …` or
-/// `launch-gptoss … --foreground` (Some(false): another program reuses the pid;
-/// None: cannot tell on this platform).
-pub fn is_serve_sim(pid: u32) -> Option<bool> {
-    if !Path::new("/proc/self/cmdline").exists() {
-        return None;
-    }
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    Some(
-        raw.split(|b| *b == 0)
-            .any(|arg| arg == b"serve-sim" || arg == b"--foreground"),
-    )
-}
-
-/// Whether a record's pid is a live simulator of ours.
-pub fn is_live_simulator(pid: u32) -> bool {
-    pid_alive(pid) && is_serve_sim(pid) != Some(false)
-}
-
-#[cfg(unix)]
-fn signal(pid: u32, sig: libc::c_int) -> Result<(), ProcessError> {
-    let p = to_pid(pid)?;
-    // SAFETY: plain kill(2) on a pid checked to be a serve-sim process.
-    if unsafe { libc::kill(p, sig) } == 0 {
-        return Ok(());
-    }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::ESRCH) {
-        return Ok(());
-    }
-    Err(ProcessError::Signal { pid, source: e })
-}
-
-fn wait_gone(pid: u32, timeout: Duration) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if !pid_alive(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    !pid_alive(pid)
-}
-
-/// What [`stop`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
-    /// Nothing ran under that pid.
-    AlreadyGone,
-    /// The pid runs another program: left alone.
-    NotOurs,
-    /// Stopped by SIGTERM.
-    Terminated,
-    /// Needed SIGKILL.
-    Killed,
-}
-
-/// Stop a simulator process: SIGTERM, wait up to `grace`, then SIGKILL. A dead pid is
-/// success; a pid that is not a `serve-sim` process is left alone.
-#[cfg(unix)]
-pub fn stop(pid: u32, grace: Duration) -> Result<Stopped, ProcessError> {
-    to_pid(pid)?;
-    if !pid_alive(pid) {
-        return Ok(Stopped::AlreadyGone);
-    }
-    if is_serve_sim(pid) == Some(false) {
-        return Ok(Stopped::NotOurs);
-    }
-    signal(pid, libc::SIGTERM)?;
-    if wait_gone(pid, grace) {
-        return Ok(Stopped::Terminated);
-    }
-    signal(pid, libc::SIGKILL)?;
-    if wait_gone(pid, Duration::from_secs(3)) {
-        Ok(Stopped::Killed)
-    } else {
-        Err(ProcessError::Unkillable(pid))
-    }
-}
-
-#[cfg(not(unix))]
-pub fn stop(pid: u32, _grace: Duration) -> Result<Stopped, ProcessError> {
-    to_pid(pid)?;
-    Ok(Stopped::AlreadyGone)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn liveness_and_identity() {
-        assert!(pid_alive(std::process::id()));
-        assert!(!pid_alive(0));
-        assert!(!pid_alive(u32::MAX));
-        assert_eq!(is_serve_sim(std::process::id()), Some(false));
-        assert!(matches!(
-            stop(0, Duration::ZERO),
-            Err(ProcessError::BadPid(0))
-        ));
-        assert!(matches!(
-            stop(std::process::id(), Duration::ZERO),
-            Err(ProcessError::BadPid(_))
-        ));
-    }
-
-    #[test]
-    fn stop_leaves_foreign_processes_alone_and_dead_pids_are_success() {
-        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
-        let pid = child.id();
-        assert_eq!(
-            stop(pid, Duration::from_millis(100)).unwrap(),
-            Stopped::NotOurs
-        );
-        assert!(pid_alive(pid));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert!(!pid_alive(pid));
-        assert_eq!(
-            stop(pid, Duration::from_millis(100)).unwrap(),
-            Stopped::AlreadyGone
-        );
-    }
-
-    #[test]
-    fn zombie_counts_as_gone() {
-        let mut child = Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        // Exited but not yet reaped: a zombie, which must count as gone.
-        assert!(wait_gone(pid, Duration::from_secs(10)));
-        assert!(
-            Path::new(&format!("/proc/{pid}")).exists(),
-            "still a zombie"
-        );
-        child.wait().unwrap();
+    fn the_log_refuses_symlinks_and_foreign_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let log = dir.path().join("sim-1.log");
+        std::os::unix::fs::symlink(&victim, &log).unwrap();
+        let e = open_log(&log).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        std::fs::remove_file(&log).unwrap();
+        std::fs::hard_link(&victim, &log).unwrap();
+        let e = open_log(&log).unwrap_err();
+        assert!(e.to_string().contains("hard links"), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        std::fs::remove_file(&log).unwrap();
+        assert!(open_log(&log).is_ok());
     }
 }

@@ -32,6 +32,8 @@ use super::realtime::{Clock, Delivery, Driver, DriverHandle};
 pub const SERVER_NAME: &str = "pd-lab-sim";
 /// Header present on every response of the simulator.
 pub const BACKEND_HEADER: &str = "x-pd-lab-backend";
+/// Header carrying the server's instance token (see [`ServerOptions::instance`]).
+pub const INSTANCE_HEADER: &str = "x-pd-lab-instance";
 /// Largest request body accepted (a 16k-token id prompt is ~100 KB).
 const MAX_BODY_BYTES: usize = 32 << 20;
 
@@ -40,13 +42,13 @@ type ResBody = UnsyncBoxBody<Bytes, Infallible>;
 /// Errors of the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot start the engine thread: {0}")]
-    Thread(std::io::Error),
+    #[error("cannot start the engine thread")]
+    Thread(#[source] std::io::Error),
 }
 
 /// What the server says about the model and deployment.
@@ -58,6 +60,9 @@ pub struct ServerOptions {
     /// Deployment label (`4xtp2`), shown in `/metrics` and `/version`.
     pub label: String,
     pub gpu: String,
+    /// Token returned in every response ([`INSTANCE_HEADER`]): whoever started this server
+    /// can tell it from another one answering on the same address.
+    pub instance: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -79,6 +84,7 @@ struct Shared {
     counters: Counters,
     created: u64,
     id_salt: u64,
+    instance: Option<HeaderValue>,
 }
 
 /// Read-only access to the server's lag measurements (for benchmarks and tests).
@@ -126,6 +132,20 @@ impl SimServer {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
+        Self::from_listener(listener, engine, opts)
+    }
+
+    /// Serve on a socket bound elsewhere (the launcher binds it, so that two launches on one
+    /// port cannot both succeed) and start the engine thread.
+    pub fn from_listener(
+        listener: TcpListener,
+        engine: Engine,
+        opts: ServerOptions,
+    ) -> Result<Self, ServerError> {
+        let instance = opts
+            .instance
+            .as_deref()
+            .and_then(|i| HeaderValue::from_str(i).ok());
         let write_lag = Arc::new(LagHistogram::new());
         let dispatch_lag = Arc::new(LagHistogram::new());
         let driver = Driver::start(engine, dispatch_lag.clone()).map_err(ServerError::Thread)?;
@@ -143,6 +163,7 @@ impl SimServer {
             counters: Counters::default(),
             created: unix_now(),
             id_salt: rand::random(),
+            instance,
         });
         Ok(SimServer {
             listener,
@@ -237,6 +258,7 @@ async fn handle(
                 "backend": "sim",
                 "label": shared.opts.label,
                 "gpu": shared.opts.gpu,
+                "pid": std::process::id(),
             })
             .to_string(),
         ),
@@ -252,6 +274,9 @@ async fn handle(
     };
     resp.headers_mut()
         .insert(BACKEND_HEADER, HeaderValue::from_static("sim"));
+    if let Some(i) = &shared.instance {
+        resp.headers_mut().insert(INSTANCE_HEADER, i.clone());
+    }
     Ok(resp)
 }
 

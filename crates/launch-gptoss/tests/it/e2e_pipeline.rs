@@ -201,10 +201,10 @@ fn sim_cluster_to_sweep_to_plot() {
         "--no-show-tables".into(),
     ])
     .unwrap();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    viz::app::run(&viz_cli, &mut out, &mut err).unwrap();
+    let mut out = Vec::new();
+    viz::app::run(&viz_cli, &mut out).unwrap();
     let name = results.file_name().unwrap().to_str().unwrap();
-    let png = plots.join(format!("{name}_comprehensive.png"));
+    let png = plots.join(format!("{name}_comprehensive_analysis.png"));
     let decoder = png::Decoder::new(std::fs::File::open(&png).unwrap());
     let reader = decoder.read_info().unwrap();
     assert!(
@@ -212,7 +212,8 @@ fn sim_cluster_to_sweep_to_plot() {
         "plot width {}",
         reader.info().width
     );
-    let svg = std::fs::read_to_string(plots.join(format!("{name}_comprehensive.svg"))).unwrap();
+    let svg =
+        std::fs::read_to_string(plots.join(format!("{name}_comprehensive_analysis.svg"))).unwrap();
     assert!(svg.contains("<svg"));
 
     // 5. Shut down: the process is gone, the record removed; again is a no-op.

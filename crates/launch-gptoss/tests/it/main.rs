@@ -1,9 +1,13 @@
 //! Integration tests of `launch-gptoss`, one test binary (shorter link time than one per file).
 
 mod cli_doc;
+mod doc_commands;
 mod e2e_pipeline;
+mod faults;
+mod module_graph;
 mod planner;
 mod ray_cli;
+mod ray_common;
 mod ray_flow;
 mod ray_golden;
 mod sim_cli;

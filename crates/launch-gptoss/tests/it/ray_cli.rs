@@ -57,42 +57,38 @@ fn dry_run_prints_the_golden_config_and_writes_nothing() {
     );
 }
 
+const TEN_GPU_PACK: [&str; 10] = [
+    "--mode", "pd-pack", "--p-num", "2", "--p-tp", "1", "--d-num", "4", "--d-tp", "2",
+];
+
 #[test]
 fn methodology_pd_pack_example_needs_a_bigger_node() {
     let dir = tempfile::tempdir().unwrap();
+    let closed = format!("http://127.0.0.1:{}", closed_port());
+    // Refused on 8-GPU nodes, however they are given: --nodes, or assumed without a cluster.
     bin(dir.path())
-        .args([
-            "--mode",
-            "pd-pack",
-            "--p-num",
-            "2",
-            "--p-tp",
-            "1",
-            "--d-num",
-            "4",
-            "--d-tp",
-            "2",
-            "--dry-run",
-            "--nodes",
-            "10.0.0.1:8",
-        ])
+        .args(TEN_GPU_PACK)
+        .args(["--dry-run", "--nodes", "10.0.0.1:8"])
         .assert()
-        .failure()
+        .code(2)
         .stderr(predicate::str::contains(
-            "10 GPUs exceed the 8 GPUs of a node",
-        ));
+            "= 10 GPUs; the alive GPU nodes are: ",
+        ))
+        .stderr(predicate::str::contains("(8 GPUs)"));
     bin(dir.path())
+        .env("RAY_ADDRESS", &closed)
+        .args(TEN_GPU_PACK)
+        .arg("--dry-run")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "= 10 GPUs; the alive GPU nodes are: ",
+        ))
+        .stderr(predicate::str::contains("(8 GPUs)"));
+    // --nodes is the inventory: --gpus-per-node does not override it...
+    bin(dir.path())
+        .args(TEN_GPU_PACK)
         .args([
-            "--mode",
-            "pd-pack",
-            "--p-num",
-            "2",
-            "--p-tp",
-            "1",
-            "--d-num",
-            "4",
-            "--d-tp",
-            "2",
             "--gpus-per-node",
             "16",
             "--dry-run",
@@ -100,15 +96,42 @@ fn methodology_pd_pack_example_needs_a_bigger_node() {
             "10.0.0.1:8",
         ])
         .assert()
-        .failure()
-        .stderr(predicate::str::contains(
-            "pre-flight check failed: pd-pack needs one node with 2×TP1 + 4×TP2 = 10 GPUs",
-        ));
+        .code(2)
+        .stderr(predicate::str::contains("pre-flight check failed"));
+    // ...and a 16-GPU node takes the layout (the default --gpus-per-node 8 does not matter).
+    bin(dir.path())
+        .args(TEN_GPU_PACK)
+        .args(["--dry-run", "--nodes", "10.0.0.1:16"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("build_pd_openai_app"))
+        .stderr(predicate::str::contains("dry run on --nodes 10.0.0.1:16"));
+    // Without a cluster and without --nodes: an assumed inventory, said first.
+    let out = bin(dir.path())
+        .env("RAY_ADDRESS", &closed)
+        .args(TEN_GPU_PACK)
+        .args(["--dry-run", "--gpus-per-node", "16"])
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        err.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("dry run without a cluster")
+                && l.contains("assuming 1 node(s) of 16 GPUs")),
+        "{err}"
+    );
     bin(dir.path())
         .args(["--mode", "collocated", "--dry-run", "--nodes", "10.0.0.1"])
         .assert()
-        .failure()
+        .code(2)
         .stderr(predicate::str::contains("invalid --nodes entry '10.0.0.1'"));
+    bin(dir.path())
+        .args(["--mode", "collocated", "--nodes", "10.0.0.1:8"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("for --dry-run only"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[test]
@@ -242,4 +265,44 @@ fn unreachable_cluster_is_a_clear_error() {
         .stderr(predicate::str::contains(format!(
             "cannot reach the Ray dashboard at {url}"
         )));
+}
+
+#[test]
+fn unambiguous_prefixes_of_long_flags_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    // `--tensor-parallel` (alias --tensor-parallel-size) and `--num-rep` (--num-replicas),
+    // as the seed's argparse accepted them.
+    let out = bin(dir.path())
+        .args([
+            "--mode",
+            "collocated",
+            "--tensor-parallel",
+            "4",
+            "--num-rep",
+            "2",
+            "--dry-r",
+            "--nodes",
+            "10.0.0.1:8",
+        ])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let cfg = &v["applications"][0]["args"]["llm_configs"][0];
+    assert_eq!(cfg["engine_kwargs"]["tensor_parallel_size"], 4);
+    assert_eq!(
+        cfg["deployment_config"]["autoscaling_config"]["min_replicas"],
+        2
+    );
+    // Ambiguous prefixes are usage errors.
+    bin(dir.path())
+        .args(["--mode", "pd-pack", "--p", "2", "--dry-run"])
+        .assert()
+        .code(2);
+    // Launch flags next to a subcommand are refused (exit 2), -v/-q are not.
+    bin(dir.path())
+        .args(["--mode", "collocated", "status"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--mode is a launch flag"));
+    bin(dir.path()).args(["-q", "shutdown"]).assert().success();
 }

@@ -2,30 +2,21 @@
 
 use std::time::Duration;
 
-use clap::Parser;
-use launch_gptoss::cli::Cli;
-use launch_gptoss::ray::deploy::{self, LaunchOptions, Outcome};
+use launch_gptoss::ray::backend::dry_run;
+use launch_gptoss::ray::dashboard::Dashboard;
+use launch_gptoss::ray::deploy::{self, Deployed};
 use launch_gptoss::ray::env::CallerEnv;
-use launch_gptoss::ray::RayError;
+use launch_gptoss::ray::error::RayError;
+use launch_gptoss::ray::{remove, status};
 use pd_common::deployment::{ServingBackend, StopHandle};
+use pd_common::url::BaseUrl;
 use pd_testkit::fake_ray::*;
 use serde_json::{json, Value};
 
-fn opts() -> LaunchOptions {
-    LaunchOptions {
-        poll_interval: Duration::from_millis(50),
-        request_timeout: Duration::from_secs(10),
-        models_timeout: Duration::from_secs(5),
-        removal_timeout: Duration::from_secs(5),
-        heartbeat: Duration::from_secs(30),
-        command: vec!["launch-gptoss".into(), "--mode".into(), "pd-pack".into()],
-        caller_env: CallerEnv::default(),
-    }
-}
+use crate::ray_common::{capture_logs, fast_timings, request, test_command};
 
 struct Run {
-    result: Result<Outcome, RayError>,
-    out: String,
+    result: Result<Deployed, RayError>,
     log: String,
 }
 
@@ -33,7 +24,6 @@ fn launch(fake: &FakeRay, record: &std::path::Path, extra: &[&str]) -> Run {
     let url = fake.url();
     let rec = record.to_str().unwrap().to_string();
     let mut argv = vec![
-        "launch-gptoss",
         "--backend",
         "ray",
         "--ray-address",
@@ -44,22 +34,18 @@ fn launch(fake: &FakeRay, record: &std::path::Path, extra: &[&str]) -> Run {
         &rec,
     ];
     argv.extend_from_slice(extra);
-    let cli = Cli::try_parse_from(argv).unwrap();
-    let args = cli.launch;
-    let spec = args.spec().unwrap();
-    spec.validate(args.gpus_per_node).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut out = Vec::new();
-    let mut log = Vec::new();
-    let result = rt.block_on(deploy::launch(&spec, &args, &opts(), &mut out, &mut log));
-    Run {
-        result,
-        out: String::from_utf8(out).unwrap(),
-        log: String::from_utf8(log).unwrap(),
-    }
+    let (req, opts) = request(&argv, CallerEnv::default());
+    let (result, log) = capture_logs(|| deploy::deploy(&req, &opts));
+    Run { result, log }
+}
+
+fn dashboard(url: &str) -> Dashboard {
+    let t = fast_timings();
+    Dashboard::new(
+        BaseUrl::parse(url, 8265).unwrap(),
+        t.request_timeout,
+        t.request_timeout,
+    )
 }
 
 const PD_SMALL: &[&str] = &[
@@ -117,15 +103,11 @@ fn success_keeps_other_apps_and_writes_the_record() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dep.toml");
     let run = launch(&fake, &path, PD_SMALL);
-    let Outcome::Deployed {
+    let Deployed {
         record,
         path: written,
-    } = run.result.unwrap()
-    else {
-        panic!("not deployed")
-    };
+    } = run.result.unwrap();
     assert_eq!(written, path);
-    assert!(run.out.is_empty(), "stdout: {}", run.out);
     // The PUT kept 'hello' and used the running Serve's http_options.
     let puts = fake.puts();
     assert_eq!(puts.len(), 1);
@@ -157,7 +139,7 @@ fn success_keeps_other_apps_and_writes_the_record() {
     assert!(run.log.contains("ready: model 'gptoss'"), "{}", run.log);
     assert!(run.log.contains("keeping hello"), "{}", run.log);
     let back = pd_common::DeploymentRecord::read(&path).unwrap();
-    assert_eq!(&back, record.as_ref());
+    assert_eq!(back, record);
     assert_eq!(back.backend, ServingBackend::Ray);
     assert_eq!(back.base_url, fake.url());
     assert_eq!(back.label, "p1xtp1-d1xtp1");
@@ -165,7 +147,7 @@ fn success_keeps_other_apps_and_writes_the_record() {
     assert_eq!(back.nodes, vec!["127.0.0.1".to_string()]);
     assert_eq!(back.software.get("ray").map(String::as_str), Some("2.60.0"));
     assert_eq!(back.env.get("UCX_TLS").map(String::as_str), Some("all"));
-    assert_eq!(back.command, opts().command);
+    assert_eq!(back.command, test_command());
     assert_eq!(
         back.stop,
         StopHandle::Ray {
@@ -337,29 +319,20 @@ fn running_without_the_model_in_v1_models_times_out() {
 fn cluster_unreachable() {
     let port = closed_port();
     let url = format!("http://127.0.0.1:{port}");
-    let cli = Cli::try_parse_from([
-        "launch-gptoss",
-        "--ray-address",
-        &url,
-        "--mode",
-        "collocated",
-    ])
-    .unwrap();
-    let spec = cli.launch.spec().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (mut out, mut log) = (Vec::new(), Vec::new());
-    let err = rt
-        .block_on(deploy::launch(
-            &spec,
-            &cli.launch,
-            &opts(),
-            &mut out,
-            &mut log,
-        ))
-        .unwrap_err();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("dep.toml");
+    let (req, opts) = request(
+        &[
+            "--ray-address",
+            &url,
+            "--mode",
+            "collocated",
+            "--deployment-file",
+            rec.to_str().unwrap(),
+        ],
+        CallerEnv::default(),
+    );
+    let err = deploy::deploy(&req, &opts).unwrap_err();
     assert!(matches!(err, RayError::Unreachable { .. }), "{err}");
     assert!(
         err.to_string().contains(&format!(
@@ -367,6 +340,7 @@ fn cluster_unreachable() {
         )),
         "{err}"
     );
+    assert!(!rec.exists());
 }
 
 #[test]
@@ -402,7 +376,7 @@ fn too_few_gpus_is_refused_before_any_put() {
     assert!(
         err.to_string()
             .contains("2×TP1 + 4×TP2 = 10 GPUs; the alive GPU nodes are: 127.0.0.1 (8 GPUs)"),
-        "{err}"
+        "checked against the cluster's nodes, not --gpus-per-node: {err}"
     );
     assert_eq!(fake.count("PUT") + fake.count("DELETE"), 0);
 }
@@ -501,21 +475,11 @@ fn shutdown_and_status() {
         vec![],
         None,
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut out = Vec::new();
-    assert!(rt
-        .block_on(deploy::status(
-            &fake.url(),
-            "gptoss",
-            false,
-            &opts(),
-            &mut out
-        ))
-        .unwrap());
-    let text = String::from_utf8(out).unwrap();
+    let t = fast_timings();
+    let dash = dashboard(&fake.url());
+    let (alive, lines) = status::status(&dash, "gptoss", false).unwrap();
+    assert!(alive);
+    let text = lines.join("\n");
     assert!(
         text.contains("application 'gptoss'") && text.contains("RUNNING"),
         "{text}"
@@ -525,9 +489,7 @@ fn shutdown_and_status() {
         "{text}"
     );
 
-    let mut log = Vec::new();
-    rt.block_on(deploy::shutdown(&fake.url(), "gptoss", &opts(), &mut log))
-        .unwrap();
+    remove::shutdown(&dash, "gptoss", &t).unwrap();
     let puts = fake.puts();
     assert_eq!(puts.len(), 1);
     assert_eq!(
@@ -536,22 +498,9 @@ fn shutdown_and_status() {
     );
     assert_eq!(fake.count("DELETE"), 0);
     // Idempotent: now absent.
-    let mut log = Vec::new();
-    rt.block_on(deploy::shutdown(&fake.url(), "gptoss", &opts(), &mut log))
-        .unwrap();
-    assert!(String::from_utf8(log)
-        .unwrap()
-        .contains("nothing to remove"));
-    let mut out = Vec::new();
-    assert!(!rt
-        .block_on(deploy::status(
-            &fake.url(),
-            "gptoss",
-            false,
-            &opts(),
-            &mut out
-        ))
-        .unwrap());
+    let msg = remove::shutdown(&dash, "gptoss", &t).unwrap();
+    assert!(msg.contains("nothing to remove"), "{msg}");
+    assert!(!status::status(&dash, "gptoss", false).unwrap().0);
 
     // Only app: DELETE.
     let fake = FakeRay::start(
@@ -561,19 +510,12 @@ fn shutdown_and_status() {
         vec![],
         None,
     );
-    rt.block_on(deploy::shutdown(
-        &fake.url(),
-        "gptoss",
-        &opts(),
-        &mut Vec::new(),
-    ))
-    .unwrap();
+    remove::shutdown(&dashboard(&fake.url()), "gptoss", &t).unwrap();
     assert_eq!(fake.count("DELETE"), 1);
 
     // Unreachable: an error that says the record is kept.
     let url = format!("http://127.0.0.1:{}", closed_port());
-    let err = rt
-        .block_on(deploy::shutdown(&url, "gptoss", &opts(), &mut Vec::new()))
+    let err = remove::shutdown(&dashboard(&url), "gptoss", &t)
         .unwrap_err()
         .to_string();
     assert!(
@@ -591,22 +533,20 @@ fn old_ray_gets_the_proxy_layout() {
         vec![],
         models(),
     );
-    let dir = tempfile::tempdir().unwrap();
     let url = fake.url();
-    let mut extra = PD_SMALL.to_vec();
-    extra.push("--dry-run");
-    let run = launch(&fake, &dir.path().join("dep.toml"), &extra);
-    let Outcome::DryRun { body, .. } = run.result.unwrap() else {
-        panic!()
-    };
-    assert!(body["applications"][0]["args"]
-        .get("proxy_deployment_config")
-        .is_some());
-    assert!(run.log.contains("Ray 2.51.0"), "{}", run.log);
+    let mut argv = vec!["--ray-address", &url, "--serve-url", &url];
+    argv.extend_from_slice(PD_SMALL);
+    argv.push("--dry-run");
+    let (req, opts) = request(&argv, CallerEnv::default());
+    let d = dry_run(&req, &opts).unwrap();
+    let proxy = &d.body["applications"][0]["args"]["proxy_deployment_config"];
+    assert_eq!(proxy["max_ongoing_requests"], 100_000, "as the seed: 1e5");
+    assert_eq!(
+        proxy["autoscaling_config"],
+        json!({"min_replicas": 16, "max_replicas": 16})
+    );
+    assert!(d.report.contains("Ray 2.51.0"), "{}", d.report);
     assert_eq!(fake.count("PUT"), 0);
-    let printed: Value = serde_json::from_str(&run.out).unwrap();
-    assert_eq!(printed, body);
-    let _ = url;
 }
 
 #[test]
@@ -649,4 +589,80 @@ fn secrets_echoed_by_ray_are_scrubbed() {
         .unwrap()
         .to_string()
         .contains("hf_supersecret"));
+}
+
+#[test]
+fn an_app_replaced_by_a_racing_launch_is_not_reported_ready() {
+    // While we wait, another launch under the same application name replaced our config
+    // (a collocated 1×TP1 where we deployed a PD pair): Ray reports RUNNING, but not ours.
+    let mut theirs = app(
+        "gptoss",
+        "/",
+        "RUNNING",
+        "",
+        llm_deployments("HEALTHY", "CONFIG_UPDATE_COMPLETED", "", &["RUNNING"]),
+    );
+    theirs["deployed_app_config"] = json!({
+        "name": "gptoss", "route_prefix": "/", "import_path": "ray.serve.llm:build_openai_app",
+        "args": {"llm_configs": [{"model_loading_config": {"model_id": "gptoss"},
+                 "engine_kwargs": {"tensor_parallel_size": 1},
+                 "deployment_config": {"autoscaling_config": {"min_replicas": 1, "max_replicas": 1}}}]}
+    });
+    let fake = FakeRay::start(
+        "2.60.0",
+        nodes_body(&[("127.0.0.1", 2.0)]),
+        empty_state(),
+        vec![serve_state(vec![theirs])],
+        models(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dep.toml");
+    let run = launch(&fake, &path, PD_SMALL);
+    let err = run.result.unwrap_err();
+    assert!(matches!(err, RayError::DeployFailed { .. }), "{err}");
+    assert!(
+        err.to_string().contains("replaced by another launch"),
+        "{err}"
+    );
+    assert!(
+        !path.exists(),
+        "no record for a deployment that is not ours"
+    );
+    // Our own echoed config (as Ray reports it after our PUT) is ready.
+    let (req, opts) = request(
+        &[
+            "--dry-run",
+            "--nodes",
+            "127.0.0.1:2",
+            "--mode",
+            "pd-pack",
+            "--p-num",
+            "1",
+            "--p-tp",
+            "1",
+            "--d-num",
+            "1",
+            "--d-tp",
+            "1",
+        ],
+        CallerEnv::default(),
+    );
+    let ours = dry_run(&req, &opts).unwrap().body["applications"][0].clone();
+    let mut echoed = app(
+        "gptoss",
+        "/",
+        "RUNNING",
+        "",
+        llm_deployments("HEALTHY", "CONFIG_UPDATE_COMPLETED", "", &["RUNNING"]),
+    );
+    echoed["deployed_app_config"] = ours;
+    let fake = FakeRay::start(
+        "2.60.0",
+        nodes_body(&[("127.0.0.1", 2.0)]),
+        empty_state(),
+        vec![serve_state(vec![echoed])],
+        models(),
+    );
+    let run = launch(&fake, &dir.path().join("dep2.toml"), PD_SMALL);
+    assert!(run.result.is_ok(), "{:?}\n{}", run.result.err(), run.log);
 }

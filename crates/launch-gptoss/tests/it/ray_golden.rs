@@ -1,19 +1,18 @@
 //! Golden tests: the Serve config rendered for the methodology's example commands
 //! (and the original tool's help), with `--dry-run --nodes` fake nodes.
-//! Regenerate with `UPDATE_GOLDEN=1 cargo test -p launch-gptoss --test ray_golden`.
+//! Regenerate with `UPDATE_GOLDEN=1 cargo test -p launch-gptoss --test it ray_golden`.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use clap::Parser;
-use launch_gptoss::cli::Cli;
+use launch_gptoss::ray::backend::dry_run as ray_dry_run;
 use launch_gptoss::ray::config::{put_body, render, RenderOptions};
-use launch_gptoss::ray::deploy::{self, LaunchOptions, Outcome};
 use launch_gptoss::ray::env::CallerEnv;
 use launch_gptoss::ray::nodes::parse_node_args;
 use launch_gptoss::ray::plan::plan;
 use launch_gptoss::ray::version::RayVersion;
 use serde_json::json;
+
+use crate::ray_common::request;
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
@@ -39,10 +38,9 @@ fn check_golden(name: &str, actual: &str) {
     );
 }
 
-/// Run `launch-gptoss <args> --dry-run` through the library; return (stdout, log).
+/// `launch-gptoss <args> --dry-run` through the library; (stdout, report).
 fn dry_run(args: &[&str], caller_env: CallerEnv) -> (String, String) {
     let mut argv = vec![
-        "launch-gptoss",
         "--backend",
         "ray",
         "--ray-address",
@@ -50,33 +48,11 @@ fn dry_run(args: &[&str], caller_env: CallerEnv) -> (String, String) {
         "--dry-run",
     ];
     argv.extend_from_slice(args);
-    let cli = Cli::try_parse_from(argv).unwrap();
-    let spec = cli.launch.spec().unwrap();
-    spec.validate(cli.launch.gpus_per_node).unwrap();
-    let opts = LaunchOptions {
-        poll_interval: Duration::from_millis(50),
-        command: vec!["launch-gptoss".into()],
-        caller_env,
-        ..LaunchOptions::default()
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (mut out, mut log) = (Vec::new(), Vec::new());
-    let outcome = rt
-        .block_on(deploy::launch(
-            &spec,
-            &cli.launch,
-            &opts,
-            &mut out,
-            &mut log,
-        ))
-        .unwrap();
-    assert!(matches!(outcome, Outcome::DryRun { .. }));
+    let (req, opts) = request(&argv, caller_env);
+    let d = ray_dry_run(&req, &opts).unwrap();
     (
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(log).unwrap(),
+        serde_json::to_string_pretty(&d.body).unwrap() + "\n",
+        d.report,
     )
 }
 
@@ -350,33 +326,34 @@ fn verbose_and_callers_ucx_tls() {
     let env = &v["applications"][0]["args"]["decode_config"]["runtime_env"]["env_vars"];
     assert_eq!(
         env,
-        &json!({"UCX_TLS": "rc,cuda_copy", "NIXL_LOG_LEVEL": "DEBUG", "UCX_LOG_LEVEL": "debug", "VLLM_LOGGING_LEVEL": "DEBUG"})
+        &json!({"UCX_TLS": "rc,cuda_copy", "NIXL_LOG_LEVEL": "DEBUG", "UCX_LOG_LEVEL": "debug",
+                "UCX_PROTO_INFO": "y", "VLLM_LOGGING_LEVEL": "DEBUG"}),
+        "the seed's --verbose variables"
     );
 }
 
 #[test]
 fn pd_pack_on_ray_2_51_has_a_proxy() {
-    let cli = Cli::try_parse_from([
-        "launch-gptoss",
-        "--mode",
-        "pd-pack",
-        "--p-num",
-        "1",
-        "--p-tp",
-        "2",
-        "--d-num",
-        "2",
-        "--d-tp",
-        "2",
-    ])
-    .unwrap();
-    let spec = cli.launch.spec().unwrap();
+    let (req, opts) = request(
+        &[
+            "--mode", "pd-pack", "--p-num", "1", "--p-tp", "2", "--d-num", "2", "--d-tp", "2",
+        ],
+        CallerEnv::default(),
+    );
     let nodes = parse_node_args(&["10.0.0.1:8".to_string()]).unwrap();
-    let pl = plan(&spec, &nodes).unwrap();
+    let pl = plan(&req.spec, &nodes).unwrap();
+    let ropts = RenderOptions {
+        app_name: opts.app_name.clone(),
+        max_model_len: req.max_model_len,
+        stream_batching_interval_ms: opts.stream_batching_interval_ms,
+        ingress_replicas: opts.ingress_replicas,
+        decode_bench: opts.decode_bench,
+        engine_debug: req.engine_debug,
+    };
     let r = render(
-        &spec,
+        &req.spec,
         &pl,
-        &RenderOptions::from_args(&cli.launch),
+        &ropts,
         &RayVersion::parse("2.51.0"),
         &CallerEnv::default(),
         None,
@@ -387,9 +364,58 @@ fn pd_pack_on_ray_2_51_has_a_proxy() {
         "pd-pack-p1xtp2-d2xtp2-ray-2.51.json",
         &(serde_json::to_string_pretty(&body).unwrap() + "\n"),
     );
-    assert!(
-        body["applications"][0]["args"]["proxy_deployment_config"]["ray_actor_options"]
-            ["resources"]["node:10.0.0.1"]
-            .is_number()
-    );
+    let proxy = &body["applications"][0]["args"]["proxy_deployment_config"];
+    assert!(proxy["ray_actor_options"]["resources"]["node:10.0.0.1"].is_number());
+    assert_eq!(proxy["max_ongoing_requests"], 100_000);
+}
+
+#[test]
+fn pd_spread_leaves_ingress_and_proxy_to_ray_as_the_seed() {
+    for version in ["2.51.0", "2.60.0"] {
+        let (req, opts) = request(
+            &[
+                "--mode",
+                "pd-spread",
+                "--p-num",
+                "1",
+                "--p-tp",
+                "4",
+                "--d-num",
+                "1",
+                "--d-tp",
+                "4",
+            ],
+            CallerEnv::default(),
+        );
+        let nodes = parse_node_args(&["10.0.0.1:8".into(), "10.0.0.2:8".into()]).unwrap();
+        let pl = plan(&req.spec, &nodes).unwrap();
+        let ropts = RenderOptions {
+            app_name: opts.app_name.clone(),
+            max_model_len: req.max_model_len,
+            stream_batching_interval_ms: 0,
+            ingress_replicas: 16,
+            decode_bench: false,
+            engine_debug: false,
+        };
+        let r = render(
+            &req.spec,
+            &pl,
+            &ropts,
+            &RayVersion::parse(version),
+            &CallerEnv::default(),
+            None,
+        )
+        .unwrap();
+        let args = &r.app["args"];
+        assert!(args["ingress_deployment_config"]
+            .get("ray_actor_options")
+            .is_none());
+        if version == "2.51.0" {
+            assert!(args["proxy_deployment_config"]
+                .get("ray_actor_options")
+                .is_none());
+        }
+        // The engines stay pinned.
+        assert!(r.app.to_string().contains("node:10.0.0.2"));
+    }
 }

@@ -153,3 +153,53 @@ fn help_mentions_the_simulated_backend() {
         .stdout(contains("--backend sim"))
         .stdout(contains("--network"));
 }
+
+#[test]
+fn the_seeds_verbose_warns_and_engine_debug_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = [
+        "--mode",
+        "pd-pack",
+        "--p-num",
+        "1",
+        "--p-tp",
+        "1",
+        "--d-num",
+        "1",
+        "--d-tp",
+        "1",
+        "--dry-run",
+        "--nodes",
+        "10.0.0.1:8",
+    ];
+    let run = |extra: &[&str]| {
+        let out = Command::cargo_bin("launch-gptoss")
+            .unwrap()
+            .current_dir(dir.path())
+            .env_remove("PD_LAB_BACKEND")
+            .env_remove("UCX_TLS")
+            .args(base)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (out, err) = run(&["--verbose"]);
+    assert!(err.contains("slows the engines down"), "{err}");
+    assert!(out.contains("\"NIXL_LOG_LEVEL\": \"DEBUG\""), "{out}");
+    let (out2, err2) = run(&["--engine-debug"]);
+    assert!(!err2.contains("slows the engines down"), "{err2}");
+    assert_eq!(out, out2, "--verbose is --engine-debug");
+    // -v is the tool's own verbosity: the deployment is unchanged.
+    let (plain, _) = run(&[]);
+    let (verbose_tool, _) = run(&["-v"]);
+    assert_eq!(plain, verbose_tool);
+    assert!(!plain.contains("NIXL_LOG_LEVEL"));
+    // -qq silences the warning.
+    let (_, quiet) = run(&["--verbose", "-qq"]);
+    assert!(!quiet.contains("slows the engines down"), "{quiet}");
+}

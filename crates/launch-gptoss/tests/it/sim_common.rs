@@ -37,6 +37,7 @@ impl TestServer {
             max_model_len: MAX_MODEL_LEN,
             label: spec.label(),
             gpu: "h100".into(),
+            instance: None,
         };
         let server = SimServer::bind("127.0.0.1:0".parse().unwrap(), engine, opts)
             .await
@@ -76,7 +77,18 @@ impl Drop for TestServer {
 pub use pd_testkit::net::{free_port, post, send, sse_events};
 pub use pd_testkit::process::{pid_alive, wait_until, KillOnDrop, RecordGuard};
 
-/// Blocking GET through std (for tests outside a runtime).
+/// Blocking GET (for tests outside a runtime): status and body.
 pub fn blocking_get(base_url: &str, path: &str) -> (u16, String) {
-    launch_gptoss::sim::process::http_get(base_url, path, Duration::from_secs(5)).unwrap()
+    let r = blocking_get_full(base_url, path);
+    (r.status, r.text())
+}
+
+/// Blocking GET: the whole response (headers too).
+pub fn blocking_get_full(base_url: &str, path: &str) -> pd_common::http::Response {
+    let base = pd_common::url::BaseUrl::parse(base_url, 80).unwrap();
+    let client = pd_common::http::Client::new(pd_common::http::ClientOptions {
+        timeout: Duration::from_secs(5),
+        ..Default::default()
+    });
+    client.get(&base, path).unwrap()
 }

@@ -39,6 +39,28 @@ fn stream_completion(base_url: &str, max_tokens: u32) -> String {
     out
 }
 
+/// A simulator record for `pid` (created long ago).
+pub fn stale_record(pid: u32) -> DeploymentRecord {
+    DeploymentRecord {
+        format_version: 1,
+        backend: ServingBackend::Sim,
+        base_url: "http://127.0.0.1:1".into(),
+        served_model_name: "gptoss".into(),
+        label: "1xtp2".into(),
+        total_gpus: 2,
+        gpus_per_node: 8,
+        nodes: vec![],
+        command: vec![],
+        tool_version: "0".into(),
+        created_at: "then".into(),
+        network: None,
+        software: Default::default(),
+        env: Default::default(),
+        spec: pd_common::DeploymentSpec::collocated(1, 2),
+        stop: StopHandle::Pid { pid },
+    }
+}
+
 #[test]
 fn launch_serve_shutdown_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
@@ -176,24 +198,7 @@ fn stale_record_is_replaced_and_spread_records_the_network() {
     let mut dead = std::process::Command::new("true").spawn().unwrap();
     let dead_pid = dead.id();
     dead.wait().unwrap();
-    let mut stale = pd_common::DeploymentRecord {
-        format_version: 1,
-        backend: ServingBackend::Sim,
-        base_url: "http://127.0.0.1:1".into(),
-        served_model_name: "gptoss".into(),
-        label: "1xtp2".into(),
-        total_gpus: 2,
-        gpus_per_node: 8,
-        nodes: vec![],
-        command: vec![],
-        tool_version: "0".into(),
-        created_at: "then".into(),
-        network: None,
-        software: Default::default(),
-        env: Default::default(),
-        spec: pd_common::DeploymentSpec::collocated(1, 2),
-        stop: StopHandle::Pid { pid: dead_pid },
-    };
+    let mut stale = stale_record(dead_pid);
     stale.write(&rec_path).unwrap();
     let port = free_port();
     cmd(dir.path())
@@ -256,7 +261,9 @@ fn stale_record_is_replaced_and_spread_records_the_network() {
         .arg(&rec_path)
         .assert()
         .success()
-        .stderr(contains("not a launch-gptoss serve-sim process"));
+        .stderr(contains(
+            "is not the launch-gptoss simulator this record describes",
+        ));
     assert!(pid_alive(other.id()));
     other.kill().unwrap();
     other.wait().unwrap();

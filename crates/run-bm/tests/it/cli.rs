@@ -132,13 +132,13 @@ fn smoke_against_unreachable_server_fails() {
 #[test]
 fn bad_base_url_and_missing_record() {
     cmd()
-        .args(["-c", "2", "-u", "https://example.invalid"])
+        .args(["-c", "2", "-u", "ftp://example.invalid"])
         .assert()
-        .code(1)
-        .stderr(predicate::str::contains("https is not supported"));
+        .code(2)
+        .stderr(predicate::str::contains("unsupported scheme 'ftp'"));
     cmd()
         .args(["-c", "2", "--deployment-file", "/nonexistent/dep.toml"])
         .assert()
-        .code(1)
+        .code(2) // a usage error: nothing was run
         .stderr(predicate::str::contains("/nonexistent/dep.toml"));
 }

@@ -3,7 +3,15 @@
 mod cli;
 mod cli_doc;
 mod common;
+mod datasets;
+mod drop_in;
 mod e2e;
+mod faults_common;
+mod faults_files;
+mod faults_limits;
+mod faults_server;
+mod faults_signals;
 mod metrics_scripted;
 mod schedule_stats;
 mod server_runs;
+mod tok;

@@ -1,11 +1,11 @@
-//! Rendering a figure to PNG (bitmap backend + fast PNG encoding, 300 dpi) or SVG.
-
-use std::path::Path;
+//! Rendering a figure to PNG (bitmap backend + fast PNG encoding, 300 dpi) or SVG, with
+//! the figure's provenance embedded (see [`crate::outputs`]).
 
 use plotters::prelude::*;
 
 use super::figure::Figure;
 use crate::error::{Result, VizError};
+use crate::outputs::{Provenance, PROVENANCE_KEY};
 use crate::style;
 
 /// Output format of plots.
@@ -41,8 +41,8 @@ pub fn render_rgb(fig: &Figure) -> Result<(Vec<u8>, u32, u32)> {
     Ok((buf, w, h))
 }
 
-/// PNG bytes of the figure.
-pub fn render_png(fig: &Figure) -> Result<Vec<u8>> {
+/// PNG bytes of the figure (the provenance in an iTXt chunk).
+pub fn render_png(fig: &Figure, provenance: Option<&Provenance>) -> Result<Vec<u8>> {
     let (buf, w, h) = render_rgb(fig)?;
     let mut out = Vec::with_capacity(buf.len() / 8);
     let err = |e: png::EncodingError| VizError::plot(&fig.title, format!("PNG encoding: {e}"));
@@ -57,6 +57,10 @@ pub fn render_png(fig: &Figure) -> Result<Vec<u8>> {
             yppu: PIXELS_PER_METRE_300_DPI,
             unit: png::Unit::Meter,
         }));
+        if let Some(p) = provenance {
+            enc.add_itxt_chunk(PROVENANCE_KEY.to_string(), p.to_json())
+                .map_err(err)?;
+        }
         let mut writer = enc.write_header().map_err(err)?;
         writer.write_image_data(&buf).map_err(err)?;
         writer.finish().map_err(err)?;
@@ -64,8 +68,8 @@ pub fn render_png(fig: &Figure) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// SVG text of the figure.
-pub fn render_svg(fig: &Figure) -> Result<String> {
+/// SVG text of the figure (the provenance in a comment after the opening tag).
+pub fn render_svg(fig: &Figure, provenance: Option<&Provenance>) -> Result<String> {
     style::ensure_font().map_err(|m| VizError::plot(&fig.title, m))?;
     let layout = fig.layout();
     let mut s = String::new();
@@ -75,16 +79,20 @@ pub fn render_svg(fig: &Figure) -> Result<String> {
         fig.draw(&root).map_err(|e| VizError::plot(&fig.title, e))?;
         root.present().map_err(|e| VizError::plot(&fig.title, e))?;
     }
+    if let Some(p) = provenance {
+        let at = s
+            .find("<svg")
+            .and_then(|i| s[i..].find('>').map(|j| i + j + 1))
+            .unwrap_or(0);
+        s.insert_str(at, &format!("\n{}", p.svg_comment()));
+    }
     Ok(s)
 }
 
-/// Render and write (replacing the file atomically: temporary file + rename).
-pub fn write(fig: &Figure, format: Format, path: &Path) -> Result<()> {
-    let bytes = match format {
-        Format::Png => render_png(fig)?,
-        Format::Svg => render_svg(fig)?.into_bytes(),
-    };
-    // Plots are regenerated at will: atomic replace without fsync (the fsync dominated
-    // the wall time of a run on a busy disk).
-    Ok(pd_common::fsutil::write_replace(path, &bytes)?)
+/// The bytes of the figure in `format`.
+pub fn render(fig: &Figure, format: Format, provenance: Option<&Provenance>) -> Result<Vec<u8>> {
+    Ok(match format {
+        Format::Png => render_png(fig, provenance)?,
+        Format::Svg => render_svg(fig, provenance)?.into_bytes(),
+    })
 }

@@ -1,11 +1,11 @@
 //! Panels built from experiments: latency vs concurrency, throughput vs latency or
-//! interactivity, and the Pareto view.
+//! interactivity, the Pareto view, and server metrics over time.
 
-use pd_common::SweepKind;
+use pd_common::{BenchResult, SweepKind};
 
 use super::figure::{Frontier, Panel, Series};
 use super::pareto::frontier;
-use crate::load::Experiment;
+use crate::load::{Experiment, Point};
 use crate::metrics;
 use crate::settings::{LatencyMode, Settings};
 use crate::table::format_sweep_value;
@@ -44,28 +44,48 @@ fn sweep_word(experiments: &[Experiment]) -> &'static str {
     }
 }
 
-/// Median TPOT or TTFT vs the sweep value (log y when `settings.log_concurrency`).
+fn flagged(e: &Experiment, keep: impl Fn(&Point) -> bool) -> Vec<bool> {
+    e.points
+        .iter()
+        .filter(|p| keep(p))
+        .map(|p| p.failed > 0)
+        .collect()
+}
+
+/// Median TPOT or TTFT vs the sweep value (log y when `settings.log_concurrency`); a
+/// band shows the 95 % CI where points were repeated.
 pub fn latency_vs_sweep(
     experiments: &[Experiment],
     settings: &Settings,
     which: LatencyMetric,
 ) -> Panel {
-    let (name, f): (&str, fn(&crate::load::Point) -> Option<f64>) = match which {
-        LatencyMetric::Tpot => ("TPOT", metrics::tpot),
-        LatencyMetric::Ttft => ("TTFT", metrics::ttft),
+    type Metric = fn(&BenchResult) -> Option<f64>;
+    let (name, key, f): (&str, &str, Metric) = match which {
+        LatencyMetric::Tpot => ("TPOT", "median_tpot_ms", metrics::tpot_of),
+        LatencyMetric::Ttft => ("TTFT", "median_ttft_ms", metrics::ttft_of),
     };
     let series = experiments
         .iter()
         .enumerate()
-        .map(|(i, e)| Series {
-            index: i,
-            name: e.name.clone(),
-            points: e
+        .map(|(i, e)| {
+            let keep = |p: &Point| f(&p.result).is_some();
+            let mut s = Series::new(
+                i,
+                e.name.clone(),
+                e.points
+                    .iter()
+                    .filter_map(|p| f(&p.result).map(|v| (p.value, v)))
+                    .collect(),
+            );
+            s.y_err = e
                 .points
                 .iter()
-                .filter_map(|p| f(p).map(|v| (p.value, v)))
-                .collect(),
-            annotations: Vec::new(),
+                .filter(|p| keep(p))
+                .map(|p| metrics::ci(p, f, Some(key)))
+                .collect();
+            s.band = true;
+            s.flagged = flagged(e, keep);
+            s
         })
         .collect();
     Panel {
@@ -79,21 +99,29 @@ pub fn latency_vs_sweep(
     }
 }
 
-fn x_value(axis: XAxis, p: &crate::load::Point, settings: &Settings) -> Option<f64> {
+fn x_value(axis: XAxis, r: &BenchResult, settings: &Settings) -> Option<f64> {
     match axis {
-        XAxis::Interactivity => metrics::interactivity(metrics::tpot(p)),
-        XAxis::Latency(mode) => metrics::latency(
-            mode,
-            metrics::tpot(p),
-            metrics::ttft(p),
-            settings.chunk_size,
+        XAxis::Interactivity => metrics::interactivity(metrics::tpot_of(r)),
+        XAxis::Latency(mode) => metrics::latency_of(r, mode, settings.chunk_size),
+    }
+}
+
+fn x_ci(axis: XAxis, p: &Point, settings: &Settings) -> Option<(f64, f64)> {
+    match axis {
+        XAxis::Interactivity => {
+            metrics::interactivity_ci(metrics::ci(p, metrics::tpot_of, Some("median_tpot_ms")))
+        }
+        XAxis::Latency(mode) => metrics::ci(
+            p,
+            |r| metrics::latency_of(r, mode, settings.chunk_size),
+            metrics::latency_key(mode),
         ),
     }
 }
 
 fn x_labels(axis: XAxis, settings: &Settings) -> (String, &'static str) {
     match axis {
-        XAxis::Interactivity => ("Interactivity (token/s/usr)".into(), "Interactivity"),
+        XAxis::Interactivity => ("Interactivity (token/s/user)".into(), "Interactivity"),
         XAxis::Latency(LatencyMode::Token) => ("TPOT (ms)".into(), "TPOT"),
         XAxis::Latency(LatencyMode::FirstToken) => ("TTFT (ms)".into(), "TTFT"),
         XAxis::Latency(LatencyMode::Chunk) => (
@@ -103,36 +131,43 @@ fn x_labels(axis: XAxis, settings: &Settings) -> (String, &'static str) {
     }
 }
 
-/// Throughput (per settings) vs latency or interactivity, each point annotated with its
-/// request throughput (req/s, normalised per the settings).
+/// Throughput (per settings) vs latency or interactivity, each point labelled with its
+/// request throughput (req/s, normalised per the settings); error bars on both axes
+/// where points were repeated.
 pub fn throughput_vs(experiments: &[Experiment], settings: &Settings, axis: XAxis) -> Panel {
+    let tm = settings.throughput_metric;
     let series = experiments
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let mut points = Vec::new();
-            let mut annotations = Vec::new();
+            let k = metrics::norm_factor(e, settings);
+            let mut s = Series::new(i, e.name.clone(), Vec::new());
             for p in &e.points {
                 let (Some(x), Some(y)) = (
-                    x_value(axis, p, settings),
+                    x_value(axis, &p.result, settings),
                     metrics::throughput(e, p, settings),
                 ) else {
                     continue;
                 };
-                points.push((x, y));
+                s.points.push((x, y));
                 let rps = metrics::request_throughput(e, p, settings).unwrap_or(0.0);
-                annotations.push(format!("{rps:.1}"));
+                s.annotations.push(format!("{rps:.1}"));
+                s.x_err.push(x_ci(axis, p, settings));
+                s.y_err.push(
+                    metrics::ci(
+                        p,
+                        |r| metrics::throughput_of(r, tm),
+                        metrics::throughput_key(tm),
+                    )
+                    .map(|(a, b)| (a * k, b * k)),
+                );
+                s.flagged.push(p.failed > 0);
             }
-            Series {
-                index: i,
-                name: e.name.clone(),
-                points,
-                annotations,
-            }
+            s
         })
         .collect();
     let (x_label, suffix) = x_labels(axis, settings);
-    let what = settings.throughput_metric.title();
+    let what = tm.title();
     Panel {
         title: format!("{what} vs {suffix} (labels: req/s)"),
         x_label,
@@ -144,38 +179,60 @@ pub fn throughput_vs(experiments: &[Experiment], settings: &Settings, axis: XAxi
     }
 }
 
-/// Per-GPU throughput vs tokens/s/user with the frontier across all experiments.
+/// (interactivity, per-GPU throughput) of the points of an experiment of known GPUs.
+fn pareto_points<'a>(e: &'a Experiment, settings: &Settings) -> Vec<(&'a Point, (f64, f64))> {
+    let gpus = e.total_gpus.filter(|g| *g > 0);
+    e.points
+        .iter()
+        .filter_map(|p| {
+            let x = metrics::interactivity(metrics::tpot(p))?;
+            let y = metrics::raw_throughput(p, settings.throughput_metric)?;
+            Some((p, (x, gpus.map_or(y, |g| y / f64::from(g)))))
+        })
+        .collect()
+}
+
+/// Per-GPU throughput vs token/s/user with the frontier across all experiments.
 /// Experiments of unknown GPU count are drawn per deployment and left out of the frontier.
 pub fn pareto(experiments: &[Experiment], settings: &Settings) -> Panel {
     let mut series = Vec::new();
     let mut all: Vec<(f64, f64)> = Vec::new();
+    let tm = settings.throughput_metric;
     for (i, e) in experiments.iter().enumerate() {
         let gpus = e.total_gpus.filter(|g| *g > 0);
-        let mut points = Vec::new();
-        for p in &e.points {
-            let x = metrics::interactivity(metrics::tpot(p));
-            let y = metrics::raw_throughput(p, settings.throughput_metric)
-                .map(|v| gpus.map_or(v, |g| v / f64::from(g)));
-            let (Some(x), Some(y)) = (x, y) else { continue };
-            points.push((x, y));
-            if gpus.is_some() {
-                all.push((x, y));
-            }
+        let per_gpu = gpus.map_or(1.0, |g| 1.0 / f64::from(g));
+        let pts = pareto_points(e, settings);
+        if gpus.is_some() {
+            all.extend(pts.iter().map(|(_, xy)| *xy));
         }
         let name = if gpus.is_some() {
             e.name.clone()
         } else {
             format!("{} (GPUs unknown: per deployment)", e.name)
         };
-        series.push(Series {
-            index: i,
-            name,
-            points,
-            annotations: Vec::new(),
-        });
+        let mut s = Series::new(i, name, pts.iter().map(|(_, xy)| *xy).collect());
+        s.x_err = pts
+            .iter()
+            .map(|(p, _)| {
+                metrics::interactivity_ci(metrics::ci(p, metrics::tpot_of, Some("median_tpot_ms")))
+            })
+            .collect();
+        s.y_err = pts
+            .iter()
+            .map(|(p, _)| {
+                metrics::ci(
+                    p,
+                    |r| metrics::throughput_of(r, tm),
+                    metrics::throughput_key(tm),
+                )
+                .map(|(a, b)| (a * per_gpu, b * per_gpu))
+            })
+            .collect();
+        s.flagged = pts.iter().map(|(p, _)| p.failed > 0).collect();
+        series.push(s);
     }
     let front = frontier(&all);
-    let what = settings.throughput_metric.title();
+    let what = tm.title();
     Panel {
         title: format!("{what} per GPU vs Interactivity (Pareto frontier)"),
         x_label: "Interactivity (token/s/user)".into(),
@@ -190,26 +247,25 @@ pub fn pareto(experiments: &[Experiment], settings: &Settings) -> Panel {
     }
 }
 
-/// Key of the frontier labels of a Pareto panel: `F1 = name c64 (85.2 token/s/user, 551 token/s/GPU)`.
+/// `conc 16` / `rate 2.5`.
+pub fn point_tag(p: &Point) -> String {
+    match p.kind {
+        SweepKind::Concurrency => format!("conc {}", format_sweep_value(p.value)),
+        SweepKind::RequestRate => format!("rate {}", format_sweep_value(p.value)),
+    }
+}
+
+/// Key of the frontier labels of a Pareto panel: `F1 = name conc 64 (85.2 token/s/user, 551.0 token/s/GPU)`.
 pub fn pareto_key(experiments: &[Experiment], settings: &Settings) -> Vec<String> {
     let mut all: Vec<(f64, f64)> = Vec::new();
     let mut tags: Vec<String> = Vec::new();
-    for e in experiments {
-        let Some(g) = e.total_gpus.filter(|g| *g > 0) else {
-            continue;
-        };
-        for p in &e.points {
-            let x = metrics::interactivity(metrics::tpot(p));
-            let y =
-                metrics::raw_throughput(p, settings.throughput_metric).map(|v| v / f64::from(g));
-            if let (Some(x), Some(y)) = (x, y) {
-                all.push((x, y));
-                let at = match p.kind {
-                    SweepKind::Concurrency => format!("conc {}", format_sweep_value(p.value)),
-                    SweepKind::RequestRate => format!("rate {}", format_sweep_value(p.value)),
-                };
-                tags.push(format!("{} {at}", e.name));
-            }
+    for e in experiments
+        .iter()
+        .filter(|e| e.total_gpus.is_some_and(|g| g > 0))
+    {
+        for (p, xy) in pareto_points(e, settings) {
+            all.push(xy);
+            tags.push(format!("{} {}", e.name, point_tag(p)));
         }
     }
     frontier(&all)
@@ -225,4 +281,35 @@ pub fn pareto_key(experiments: &[Experiment], settings: &Settings) -> Vec<String
             )
         })
         .collect()
+}
+
+/// The three server-metrics panels of one experiment: KV-cache usage, running and
+/// waiting requests over time, one line per sweep point (style index = point index).
+/// `series[i]` is the data of `points[i]` (points without a metrics file are absent).
+pub fn server_metrics(points: &[(&Point, crate::server_metrics::Series)]) -> Vec<Panel> {
+    let make =
+        |title: &str, y: &str, pick: fn(&crate::server_metrics::Series) -> &Vec<(f64, f64)>| {
+            Panel {
+                title: title.to_string(),
+                x_label: "Time from the start of the point (s)".into(),
+                y_label: y.to_string(),
+                x_log: false,
+                y_log: false,
+                series: points
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (p, s))| {
+                        let mut line = Series::new(i, point_tag(p), pick(s).clone());
+                        line.markers = pick(s).len() <= 40;
+                        line
+                    })
+                    .collect(),
+                frontier: None,
+            }
+        };
+    vec![
+        make("KV-Cache Usage", "KV-cache usage (%)", |s| &s.kv_usage_pct),
+        make("Running Requests", "Running requests", |s| &s.running),
+        make("Waiting Requests", "Waiting requests", |s| &s.waiting),
+    ]
 }

@@ -105,8 +105,26 @@ fn csv_tables_hold_the_exact_json_values() {
     let loaded = load_experiments(&dirs);
     let tables = build_tables(&loaded.experiments, 8);
     let tmp = tempfile::tempdir().unwrap();
-    let paths = viz::table::write_all_csv(&tables, tmp.path(), "comparison").unwrap();
-    assert_eq!(paths.len(), 7);
+    let paths =
+        viz::table::write_all_csv(&tables, &loaded.experiments, 8, tmp.path(), "comparison")
+            .unwrap();
+    assert_eq!(paths.len(), 8);
+    // The long table: one row per point, the same numbers.
+    let mut rdr = csv::Reader::from_path(tmp.path().join("comparison_points.csv")).unwrap();
+    let head: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
+    let col = |n: &str| head.iter().position(|h| h == n).unwrap();
+    let mut rows = 0;
+    for rec in rdr.records() {
+        let rec = rec.unwrap();
+        let j = json_of(&std::path::Path::new(&rec[col("directory")]).join(&rec[col("file")]));
+        let got: f64 = rec[col("median_ttft_ms")].parse().unwrap();
+        assert_eq!(got, j["median_ttft_ms"].as_f64().unwrap());
+        assert_eq!(&rec[col("aggregated")], "no");
+        assert_eq!(&rec[col("runs")], "1");
+        assert_eq!(&rec[col("median_tpot_ms_ci95_lo")], "");
+        rows += 1;
+    }
+    assert_eq!(rows, 14 * 6);
     let tpot = tmp.path().join("comparison_median_tpot_ms.csv");
     let mut rdr = csv::Reader::from_path(&tpot).unwrap();
     let head: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
@@ -136,4 +154,81 @@ fn label_parser_gives_the_right_gpus_for_each_name() {
             "{name}"
         );
     }
+}
+
+/// Every reference directory is read, and every point file of it becomes a point.
+#[test]
+fn every_reference_directory_and_point_is_read() {
+    let dirs = pd_testkit::fixtures::reference_dirs();
+    assert_eq!(dirs.len(), 28);
+    let loaded = load_experiments(&dirs);
+    assert_eq!(
+        loaded.experiments.len(),
+        dirs.len(),
+        "{:?}",
+        loaded.warnings
+    );
+    for e in &loaded.experiments {
+        let files = std::fs::read_dir(&e.dir)
+            .unwrap()
+            .filter(|f| {
+                f.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".json")
+            })
+            .count();
+        assert_eq!(e.points.len(), files, "{}", e.dir_name);
+    }
+    assert!(
+        !loaded.warnings.iter().any(|w| w.contains("skipping")),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+/// On every reference directory and every plot type, each axis has labelled ticks at
+/// or beyond both ends of the data.
+#[test]
+fn axis_ticks_cover_the_data_of_every_reference_plot() {
+    use viz::plot::{self, PlotType};
+    let loaded = load_experiments(&pd_testkit::fixtures::reference_dirs());
+    let settings = viz::Settings::default();
+    let mut checked = 0;
+    for e in &loaded.experiments {
+        for pt in PlotType::expand(&[PlotType::All]) {
+            let (figs, _) = plot::plan(pt, std::slice::from_ref(e), &settings, "x", None);
+            for f in figs {
+                for panel in &f.figure.panels {
+                    let Some((xa, ya)) = panel.axes() else {
+                        continue;
+                    };
+                    let pts: Vec<(f64, f64)> = panel
+                        .series
+                        .iter()
+                        .flat_map(|s| s.points.iter().copied())
+                        .collect();
+                    for (axis, vals) in [
+                        (&xa, pts.iter().map(|p| p.0).collect::<Vec<_>>()),
+                        (&ya, pts.iter().map(|p| p.1).collect::<Vec<_>>()),
+                    ] {
+                        let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+                        let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        let first = axis.bold[0];
+                        let last = *axis.bold.last().unwrap();
+                        assert!(
+                            first <= lo && last >= hi,
+                            "{} {}: ticks {:?} vs data {lo}..{hi}",
+                            e.dir_name,
+                            panel.title,
+                            axis.bold
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 300, "{checked}");
 }

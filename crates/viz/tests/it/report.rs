@@ -87,7 +87,13 @@ fn checklist_is_filled_from_the_manifest_and_missing_items_are_marked() {
 
     let settings = Settings::default();
     let tables = build_tables(&loaded.experiments, 8);
-    let plots = vec![tmp.path().join("plots/comparison_comprehensive.png")];
+    let figures = vec![viz::report::ReportFigure {
+        title: "comprehensive analysis".into(),
+        files: vec![tmp
+            .path()
+            .join("plots/comparison_comprehensive_analysis.png")],
+        svg: None,
+    }];
     let command = vec!["viz".to_string(), "--report".to_string()];
     let input = ReportInput {
         name: "comparison",
@@ -95,7 +101,8 @@ fn checklist_is_filled_from_the_manifest_and_missing_items_are_marked() {
         workload: None,
         tables: &tables,
         sla: None,
-        plots: &plots,
+        significance: None,
+        figures: &figures,
         warnings: &[],
         command: &command,
         settings: &settings,
@@ -127,6 +134,6 @@ fn checklist_is_filled_from_the_manifest_and_missing_items_are_marked() {
     assert!(second.contains("- [x] Result location"));
     assert!(second.contains("- [x] Generated figures"));
     assert!(
-        md.contains("![comparison_comprehensive.png](../../plots/comparison_comprehensive.png)")
+        md.contains("![comparison_comprehensive_analysis.png](../../plots/comparison_comprehensive_analysis.png)")
     );
 }
