@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::accuracy::{KnownError, KNOWN_ERROR};
 use super::commands::{commands, exp_name, shell_line, Commands};
 use super::evaluate::{evaluate, PlanPoint};
-use super::Plan;
+use super::run::Plan;
 use crate::sim::plan::network_name;
 
 fn coord(kind: SweepKind, x: f64) -> String {

@@ -186,17 +186,17 @@ pub fn main(args: &SimCalibrateArgs) -> Result<i32> {
     let started = std::time::Instant::now();
     let cal = calibrate(args)?;
     let written = write_results(&cal, &args.out)?;
-    print!(
+    pd_common::out!(
         "{}",
         report::render_text(&cal.rows, &cal.set.configs, &cal.summary)
     );
     for (d, why) in &cal.set.skipped {
-        println!("skipped {d}: {why}");
+        pd_common::outln!("skipped {d}: {why}");
     }
     for n in &cal.set.notes {
-        println!("note: {n}");
+        pd_common::outln!("note: {n}");
     }
-    println!(
+    pd_common::outln!(
         "{written} simulated result files written under {} ({:.2} s)",
         args.out.display(),
         started.elapsed().as_secs_f64()
@@ -217,7 +217,7 @@ pub fn main(args: &SimCalibrateArgs) -> Result<i32> {
             jobs,
             fit::FIT_BUDGET,
         );
-        println!(
+        pd_common::outln!(
             "\nfit on {} configurations: loss {:.5} after {} evaluations (shipped constants: {:.5})",
             idx.len(),
             r.loss,
@@ -225,7 +225,7 @@ pub fn main(args: &SimCalibrateArgs) -> Result<i32> {
             fit::loss(&cal.set, &idx, &consts, args.seed, jobs)
         );
         for p in fit::PARAMS {
-            println!(
+            pd_common::outln!(
                 "  {:<26} {:.6e}   (shipped {:.6e})",
                 p.name,
                 p.get(&r.consts),
@@ -235,8 +235,8 @@ pub fn main(args: &SimCalibrateArgs) -> Result<i32> {
         let runs = simulate_all(&cal.set, &r.consts, args.seed, false, jobs);
         let rows = report::rows(&cal.set, &runs);
         let s = report::summarize(&rows);
-        println!("with the fitted constants:");
-        print!("{}", report::summary_text(&s));
+        pd_common::outln!("with the fitted constants:");
+        pd_common::out!("{}", report::summary_text(&s));
         if let Some(dir) = &args.fit_out {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             for (gpu, text) in [
@@ -248,7 +248,7 @@ pub fn main(args: &SimCalibrateArgs) -> Result<i32> {
                 let path = dir.join(format!("{gpu}.toml"));
                 std::fs::write(&path, text)
                     .with_context(|| format!("writing {}", path.display()))?;
-                println!("fitted constants written to {}", path.display());
+                pd_common::outln!("fitted constants written to {}", path.display());
             }
         }
     }
@@ -257,7 +257,7 @@ pub fn main(args: &SimCalibrateArgs) -> Result<i32> {
         let jobs = parallel::workers(args.jobs);
         let free = fit::free_params(&args.fit_fix).map_err(anyhow::Error::msg)?;
         let l = fit::loco(&cal.set, &consts, &free, args.seed, jobs, true);
-        print!("{}", l.text());
+        pd_common::out!("{}", l.text());
         Some(l)
     } else {
         None
@@ -269,7 +269,7 @@ pub fn main(args: &SimCalibrateArgs) -> Result<i32> {
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
         std::fs::write(md, text).with_context(|| format!("writing {}", md.display()))?;
-        println!("markdown written to {}", md.display());
+        pd_common::outln!("markdown written to {}", md.display());
     }
     Ok(0)
 }
