@@ -15,6 +15,13 @@ use crate::sim::engine::NetworkKind;
 use crate::sim::parallel;
 use crate::sim::plan::resolve_network;
 
+/// Largest cluster the planner enumerates.
+pub const MAX_GPUS: u32 = 1024;
+/// Largest concurrency of a sweep point.
+pub const MAX_CONCURRENCY: u32 = 4096;
+/// Largest node size.
+pub const MAX_GPUS_PER_NODE: u32 = 64;
+
 /// Everything a plan computed.
 pub struct Plan {
     pub setup: Setup,
@@ -47,10 +54,31 @@ pub fn plan(args: &PlanArgs, progress: bool) -> Result<Plan> {
     if args.gpus_per_node == 0 {
         bail!("--gpus-per-node must be at least 1");
     }
+    if args.gpus > MAX_GPUS {
+        bail!(
+            "--gpus {} is more than the planner enumerates ({MAX_GPUS}): every collocated \
+             replica count is a layout, so the count grows with the cluster",
+            args.gpus
+        );
+    }
+    if args.gpus_per_node > MAX_GPUS_PER_NODE {
+        bail!(
+            "--gpus-per-node {} is not a GPU node size (at most {MAX_GPUS_PER_NODE})",
+            args.gpus_per_node
+        );
+    }
     let started = Instant::now();
     let gpu: GpuKind = args.gpu.into();
     let workload = Workload::new(args.itl, args.otl, args.mode.into())?;
     let sweep = sweep_of(args)?;
+    if let Sweep::Concurrency(cs) = &sweep {
+        if let Some(c) = cs.iter().find(|c| **c > MAX_CONCURRENCY) {
+            bail!(
+                "concurrency {c} is beyond what the planner simulates (at most {MAX_CONCURRENCY}; \
+                 every point simulates 5 × C requests for every layout)"
+            );
+        }
+    }
     let (network, _) = resolve_network(args.network.map(Into::into), gpu, false, None);
     let consts = calibrate::constants(&args.sim_config)?;
     let max_model_len = args

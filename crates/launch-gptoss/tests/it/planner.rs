@@ -179,6 +179,14 @@ fn impossible_requests_are_clear_errors() {
         .stderr(predicates::str::contains("--gpus must be at least 1"));
     Command::cargo_bin("launch-gptoss")
         .unwrap()
+        .args(["plan", "--gpus", "100000", "--no-progress"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "more than the planner enumerates",
+        ));
+    Command::cargo_bin("launch-gptoss")
+        .unwrap()
         .args(["plan", "--gpus", "4", "-c", "0", "--no-progress"])
         .assert()
         .failure()
