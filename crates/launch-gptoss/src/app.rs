@@ -32,7 +32,7 @@ pub enum AppError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    /// Errors of subcommands that report with context only (sim-calibrate).
+    /// Errors of subcommands that report with context only (sim-calibrate, plan).
     #[error(transparent)]
     Other(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -60,6 +60,9 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
         }
         Some(Command::SimCalibrate(args)) => {
             crate::sim::calibrate::main(&args).map_err(|e| AppError::Other(e.into()))
+        }
+        Some(Command::Plan(args)) => {
+            crate::planner::main(&args).map_err(|e| AppError::Other(e.into()))
         }
         None => launch(&cli.launch),
     }

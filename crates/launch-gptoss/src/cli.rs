@@ -145,26 +145,153 @@ pub enum Command {
         after_help = "Examples:\n  launch-gptoss sim-calibrate --markdown docs/sim-calibration.md\n  launch-gptoss sim-calibrate --seed 3 --sim-config my.toml --out /tmp/cal"
     )]
     SimCalibrate(SimCalibrateArgs),
+    /// Find the best deployment for a workload and latency objectives from the simulator:
+    /// every feasible layout simulated over the sweep, ranked by throughput per GPU under
+    /// the objectives.
+    #[command(
+        after_help = "Examples:\n  launch-gptoss plan --gpus 16 --itl 5000 --otl 250 --slo-ttft 1000 --slo-tpot 20\n  launch-gptoss plan --gpus 8 --gpu h200 --rate 1,2,4,8 --max-concurrency 256 --json\n  launch-gptoss plan --gpus 16 --compare-with bm_results/reference"
+    )]
+    Plan(PlanArgs),
+}
+
+/// Benchmark mode of the planned workload (as run-bm's --mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchModeArg {
+    Mixed,
+    PrefillOnly,
+    DecodeOnly,
+}
+
+impl From<BenchModeArg> for pd_common::workload::BenchMode {
+    fn from(m: BenchModeArg) -> Self {
+        match m {
+            BenchModeArg::Mixed => pd_common::workload::BenchMode::Mixed,
+            BenchModeArg::PrefillOnly => pd_common::workload::BenchMode::PrefillOnly,
+            BenchModeArg::DecodeOnly => pd_common::workload::BenchMode::DecodeOnly,
+        }
+    }
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// GPUs of the cluster (layouts may use fewer: the ranking is per GPU).
+    #[arg(long, value_name = "N")]
+    pub gpus: u32,
+    /// GPUs per node.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub gpus_per_node: u32,
+    /// GPU kind.
+    #[arg(long, value_enum, default_value = "h100")]
+    pub gpu: GpuArg,
+    /// Network between nodes [default: efa-srd on h100, ib on h200].
+    #[arg(long, value_enum)]
+    pub network: Option<Network>,
+    /// Input tokens per request.
+    #[arg(long, default_value_t = 5000, value_name = "TOKENS")]
+    pub itl: u32,
+    /// Output tokens per request.
+    #[arg(long, default_value_t = 250, value_name = "TOKENS")]
+    pub otl: u32,
+    /// Benchmark mode (as run-bm's).
+    #[arg(long, value_enum, default_value = "mixed")]
+    pub mode: BenchModeArg,
+    /// Objective on the median time to first token (ms).
+    #[arg(long, value_name = "MS")]
+    pub slo_ttft: Option<f64>,
+    /// Objective on the median time per output token (ms).
+    #[arg(long, value_name = "MS")]
+    pub slo_tpot: Option<f64>,
+    /// Closed-loop concurrencies to simulate ("4,8,16" or "all" = 4,8,16,32,48,64)
+    /// [default: all].
+    #[arg(short = 'c', long, value_name = "LIST", conflicts_with = "rate")]
+    pub concurrency: Option<String>,
+    /// Request rates (Poisson) to simulate instead ("1,2,4" or "all" = 1..10).
+    #[arg(short = 'r', long, value_name = "LIST")]
+    pub rate: Option<String>,
+    /// Client concurrency cap of the rate points.
+    #[arg(long, value_name = "N", requires = "rate")]
+    pub max_concurrency: Option<u32>,
+    /// Layouts to show commands and result directories for.
+    #[arg(long, default_value_t = 3, value_name = "K")]
+    pub top: usize,
+    /// Print the plan as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Where to write the top K's simulated result directories (viz-readable).
+    #[arg(long, default_value = "bm_results/plan", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Write no result directories.
+    #[arg(long)]
+    pub no_dirs: bool,
+    /// Only these deployment modes (comma-separated) [default: all].
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "MODES")]
+    pub layouts: Vec<ModeArg>,
+    /// Leave out the expert-parallel (tpep) variants.
+    #[arg(long)]
+    pub no_ep: bool,
+    /// `max_model_len` of the engines [default: 16000, or the workload's length rounded up
+    /// to 1024 when longer].
+    #[arg(long, value_name = "TOKENS")]
+    pub max_model_len: Option<u32>,
+    /// Served model name used in the result directories.
+    #[arg(long, default_value = "gptoss")]
+    pub model_id: String,
+    /// Compare the ranking with measured runs under this directory (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub compare_with: Vec<PathBuf>,
+    /// Simulator constants (TOML) replacing the built-in ones of the file's GPU kind.
+    #[arg(long, value_name = "FILE")]
+    pub sim_config: Vec<PathBuf>,
+    /// Worker threads [default: the available cores].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Random seed (routing, arrival schedules).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 /// Arguments of `sim-calibrate`.
 #[derive(Debug, Clone, Args)]
 pub struct SimCalibrateArgs {
-    /// Directory of real `vllm bench serve` result directories to compare with.
+    /// Real `vllm bench serve` results to compare with: a directory of result directories,
+    /// or one result directory. Repeatable.
     #[arg(long, default_value = "bm_results/reference", value_name = "DIR")]
-    pub real_dir: PathBuf,
+    pub real_dir: Vec<PathBuf>,
     /// Where to write the simulated result directories (viz-readable).
     #[arg(long, default_value = "bm_results/sim-calibration", value_name = "DIR")]
     pub out: PathBuf,
-    /// Also write the comparison table as Markdown to this file.
+    /// Also write the comparison as Markdown to this file.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
-    /// Simulator constants (TOML) replacing the built-in ones.
+    /// Simulator constants (TOML) replacing the built-in ones of the file's GPU kind.
+    /// Repeatable (one per GPU kind).
     #[arg(long, value_name = "FILE")]
-    pub sim_config: Option<PathBuf>,
-    /// Random seed.
+    pub sim_config: Vec<PathBuf>,
+    /// Random seed (routing, arrival schedules).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Worker threads [default: the available cores].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Also measure out-of-sample error: leave one configuration out, fit the free
+    /// constants on the others, predict it (slow: one fit per configuration).
+    #[arg(long)]
+    pub loco: bool,
+    /// Fit the free constants on every configuration and print them (in-sample).
+    #[arg(long)]
+    pub fit: bool,
+    /// With --fit: write h100.toml and h200.toml with the fitted values (comments kept)
+    /// into this directory.
+    #[arg(long, value_name = "DIR", requires = "fit")]
+    pub fit_out: Option<PathBuf>,
+    /// With --fit or --loco: keep this free constant at its file value (repeatable; names
+    /// as --fit prints them, e.g. pd.t_hs).
+    #[arg(long, value_name = "NAME")]
+    pub fit_fix: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -528,6 +655,7 @@ impl LaunchArgs {
             sim_config: self.sim_config.clone(),
             foreground: self.foreground,
             ucx_tls: std::env::var("UCX_TLS").ok(),
+            decode_bench: self.decode_bench,
             ..SimOptions::default()
         })
     }

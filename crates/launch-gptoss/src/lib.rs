@@ -9,6 +9,8 @@
 //!   signals during blocking waits.
 //! * [`ray`]: the real backend (Ray Serve LLM + vLLM + NIXL over Ray's Serve REST API).
 //! * [`sim`]: the embedded simulated cluster (engine, server, daemon management).
+//! * [`planner`]: `plan`, the best deployment for a workload from the simulator (uses
+//!   [`sim`]'s engine in virtual time).
 
 pub mod app;
 pub mod backend;
@@ -16,6 +18,7 @@ pub mod cli;
 pub mod error;
 pub mod interrupt;
 pub mod options;
+pub mod planner;
 pub mod ray;
 pub mod record;
 pub mod sim;

@@ -1,130 +1,107 @@
-//! Parser for the configuration labels found in result directory names.
+//! Parser for the deployment layouts written in result directory names.
 //!
-//! Recognised configuration tokens (one per name, `_`-separated):
-//! * `4xtp2`: 4 collocated replicas at TP2;
-//! * `p1xtp4-d1xtp4`: 1 prefill replica at TP4, 1 decode replica at TP4;
-//! * `1xtp2-3xtp2`: the same, prefill first;
-//! * `4ptp1-2dtp2`: 4 prefill replicas at TP1, 2 decode replicas at TP2;
-//! * `tpep` in place of `tp` (TP with expert parallelism): `1xtpep4-1xtpep4`.
+//! A directory name is `<model>_itl<ITL>_otl<OTL>[_<mode>]_<experiment>`
+//! ([`crate::naming::parse_result_dir_name`]); the experiment part carries the layout in
+//! one of the study's styles, plus tags. Words are separated by `_` or `-`.
 //!
-//! Tags: `H200`/`H100` (GPU), `pack`/`spread` (PD placement), `baseline`/`collocated`,
-//! and the network tags `ucx`, `libfabric`, `tcp`, `srd`, `efa`, `ib`.
-//! A name without exactly one configuration token is reported, never guessed.
+//! Layout groups (`tpep<M>` in place of `tp<M>` = TP with expert parallelism):
+//! * `<N>xtp<M>` alone: N collocated replicas at TP M (`4xtp2`, `baseline_2xtp4`, `1xtpep4`);
+//! * `p<N>xtp<M>-d<K>xtp<L>`: PD, prefill then decode (`pd_p1xtp2-d2xtp2`);
+//! * `<N>xtp<M>-<K>xtp<L>`: PD, the first group is prefill (`1xtp4-3xtp4-ucx120`);
+//! * `<N>ptp<M>-<K>dtp<L>`: PD with p/d letters (`3ptp2-1dtp2-packed-ucx`).
+//!
+//! The two groups of a PD layout are joined by `-` in one `_`-separated part. Every other
+//! word is a tag: `H100`/`H200` (GPU), `pack`/`packed`/`spread` (PD placement), `tcp`,
+//! `srd`, `efa`, `ib` (network), `ucx`, `ucx<version>`, `libfabric` (NIXL backend), and
+//! free words (`baseline`, `pd`, `bck`, `before`, `rm`, `patch`, `wo`, `verbosity` …) that do
+//! not change the deployment. A name with no layout, or with several, is reported, never
+//! guessed.
 
 use serde::Serialize;
 
-use crate::deployment::{DeployMode, GpuKind, Replicas};
+use crate::deployment::{DeployMode, GpuKind, NixlBackend, Replicas};
 use crate::error::{Error, Result};
+use crate::naming::parse_result_dir_name;
 
-/// What a legacy name says about its deployment.
+/// GPUs per node the study's names assume when they do not say pack or spread.
+pub const STUDY_GPUS_PER_NODE: u32 = 8;
+
+/// A group of identical replicas as a name describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Group {
+    pub num: u32,
+    pub tp: u32,
+    /// `tpep`: the MoE experts are distributed over the TP GPUs (expert parallelism).
+    pub ep: bool,
+}
+
+impl Group {
+    pub fn replicas(&self) -> Replicas {
+        Replicas {
+            num: self.num,
+            tp: self.tp,
+        }
+    }
+    pub fn gpus(&self) -> u32 {
+        self.num * self.tp
+    }
+    fn tp_word(&self) -> String {
+        format!("{}{}", if self.ep { "tpep" } else { "tp" }, self.tp)
+    }
+}
+
+/// Placement of a PD layout, when the name states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    Pack,
+    Spread,
+}
+
+/// What a name says about its deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ParsedLabel {
-    /// Canonical label (`4xtp2`, `p1xtp4-d1xtp4`).
+    /// Canonical label: `4xtp2`, `p1xtp4-d1xtp4`, `p1xtp4-d1xtpep4`, `2xtpep4`.
     pub label: String,
-    /// Collocated, or PD with the placement when the name says it (`pd-pack` when a
-    /// PD name has no `spread` tag).
+    /// Collocated, or PD: `pd-spread` when the name says spread, `pd-pack` when it says
+    /// pack; with neither, `pd-pack` if P and D fit on one node of
+    /// [`STUDY_GPUS_PER_NODE`] GPUs, else `pd-spread`.
     pub mode: DeployMode,
+    /// Placement word found in the name (`pack`/`packed`/`spread`), if any.
+    pub placement: Option<Placement>,
     pub collocated: Option<Replicas>,
     pub prefill: Option<Replicas>,
     pub decode: Option<Replicas>,
-    /// Whether the name said `tpep` (TP with expert parallelism).
+    /// The groups with their expert-parallel flags (one collocated group, or P then D).
+    pub groups: Vec<Group>,
+    /// Whether any group uses `tpep` (TP with expert parallelism).
     pub expert_parallel: bool,
     pub gpu: Option<GpuKind>,
-    /// Network tags found (`ucx`, `libfabric`, `tcp`, `srd`, `efa`, `ib`).
+    /// Network words found (`tcp`, `srd`, `efa`, `ib`), lower case.
     pub network: Vec<String>,
+    /// NIXL backend named by a word (`ucx`, `ucx120` → UCX; `libfabric`).
+    pub nixl_backend: Option<NixlBackend>,
+    /// Every word of the experiment that is not the layout, in order (original case).
+    pub tags: Vec<String>,
     pub total_gpus: u32,
 }
 
-const NETWORK_TAGS: [&str; 6] = ["ucx", "libfabric", "tcp", "srd", "efa", "ib"];
-
-/// Parse a directory name (or a bare label).
-pub fn parse_label(name: &str) -> Result<ParsedLabel> {
-    let base = name
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(name);
-    let mut configs = Vec::new();
-    let mut gpu = None;
-    let mut spread = false;
-    let mut network = Vec::new();
-    for token in base.split('_') {
-        let lower = token.to_ascii_lowercase();
-        match lower.as_str() {
-            "h200" => gpu = Some(GpuKind::H200),
-            "h100" => gpu = Some(GpuKind::H100),
-            "spread" => spread = true,
-            t if NETWORK_TAGS.contains(&t) => network.push(t.to_string()),
-            _ => {
-                if let Some(c) = parse_config_token(&lower) {
-                    configs.push(c);
-                }
-            }
+impl ParsedLabel {
+    /// Expert parallelism of the prefill (or collocated) replicas and of the decode replicas.
+    pub fn ep_flags(&self) -> (bool, bool) {
+        match self.groups.as_slice() {
+            [c] => (c.ep, c.ep),
+            [p, d] => (p.ep, d.ep),
+            _ => (false, false),
         }
     }
-    let config = match configs.len() {
-        1 => configs.remove(0),
-        0 => {
-            return Err(Error::invalid(
-                "deployment label",
-                format!("no configuration (like 4xtp2 or p1xtp2-d2xtp2) found in '{base}'"),
-            ))
-        }
-        _ => {
-            return Err(Error::invalid(
-                "deployment label",
-                format!("several configurations found in '{base}'; cannot tell which one applies"),
-            ))
-        }
-    };
-    let (mode, collocated, prefill, decode, label, total) = match config.layout {
-        Layout::Collocated(c) => (
-            DeployMode::Collocated,
-            Some(c),
-            None,
-            None,
-            format!("{}xtp{}", c.num, c.tp),
-            c.gpus(),
-        ),
-        Layout::Pd(p, d) => (
-            if spread {
-                DeployMode::PdSpread
-            } else {
-                DeployMode::PdPack
-            },
-            None,
-            Some(p),
-            Some(d),
-            format!("p{}xtp{}-d{}xtp{}", p.num, p.tp, d.num, d.tp),
-            p.gpus() + d.gpus(),
-        ),
-    };
-    Ok(ParsedLabel {
-        label,
-        mode,
-        collocated,
-        prefill,
-        decode,
-        expert_parallel: config.ep,
-        gpu,
-        network,
-        total_gpus: total,
-    })
 }
 
-enum Layout {
-    Collocated(Replicas),
-    Pd(Replicas, Replicas),
-}
+const NETWORK_TAGS: [&str; 4] = ["tcp", "srd", "efa", "ib"];
 
-struct Config {
-    layout: Layout,
-    ep: bool,
-}
-
-/// `<num>` + marker + `tp`/`tpep` + `<tp>`; returns (replicas, ep).
-fn parse_group(s: &str, prefix: &str, marker: &str) -> Option<(Replicas, bool)> {
-    let s = s.strip_prefix(prefix)?;
+/// A group word: `<num><marker>tp<tp>` or `…tpep<tp>` after an optional prefix letter.
+fn parse_group(word: &str, prefix: &str, marker: &str) -> Option<Group> {
+    let s = word.strip_prefix(prefix)?;
     let digits = s.chars().take_while(char::is_ascii_digit).count();
     if digits == 0 {
         return None;
@@ -142,27 +119,178 @@ fn parse_group(s: &str, prefix: &str, marker: &str) -> Option<(Replicas, bool)> 
     if num == 0 || tp == 0 {
         return None;
     }
-    Some((Replicas { num, tp }, ep))
+    Some(Group { num, tp, ep })
 }
 
-fn parse_config_token(t: &str) -> Option<Config> {
-    if let Some((a, b)) = t.split_once('-') {
-        let forms: [(&str, &str, &str, &str); 3] =
-            [("p", "x", "d", "x"), ("", "x", "", "x"), ("", "p", "", "d")];
-        for (pa, ma, pb, mb) in forms {
-            if let (Some((p, e1)), Some((d, e2))) = (parse_group(a, pa, ma), parse_group(b, pb, mb))
-            {
-                return Some(Config {
-                    layout: Layout::Pd(p, d),
-                    ep: e1 || e2,
-                });
+/// Which group forms a word is (lower-case input).
+#[derive(Debug, Clone, Copy)]
+enum Word {
+    /// `4xtp2`
+    X(Group),
+    /// `p1xtp2`
+    P(Group),
+    /// `d1xtp2`
+    D(Group),
+    /// `3ptp2`
+    PLetter(Group),
+    /// `1dtp2`
+    DLetter(Group),
+}
+
+fn classify(word: &str) -> Option<Word> {
+    if let Some(g) = parse_group(word, "", "x") {
+        return Some(Word::X(g));
+    }
+    if let Some(g) = parse_group(word, "p", "x") {
+        return Some(Word::P(g));
+    }
+    if let Some(g) = parse_group(word, "d", "x") {
+        return Some(Word::D(g));
+    }
+    if let Some(g) = parse_group(word, "", "p") {
+        return Some(Word::PLetter(g));
+    }
+    if let Some(g) = parse_group(word, "", "d") {
+        return Some(Word::DLetter(g));
+    }
+    None
+}
+
+enum Layout {
+    Collocated(Group),
+    Pd(Group, Group),
+}
+
+/// The layout of one `_`-separated part's group words (in order), or an error message.
+fn layout_of_part(groups: &[Word]) -> std::result::Result<Layout, String> {
+    match groups {
+        [Word::X(c)] => Ok(Layout::Collocated(*c)),
+        [Word::P(p), Word::D(d)]
+        | [Word::X(p), Word::X(d)]
+        | [Word::PLetter(p), Word::DLetter(d)] => Ok(Layout::Pd(*p, *d)),
+        [Word::D(_), Word::P(_)] | [Word::DLetter(_), Word::PLetter(_)] => {
+            Err("the decode group comes before the prefill group".into())
+        }
+        _ => Err("its replica groups do not form a layout (expected NxtpM, \
+                  pNxtpM-dKxtpL, NxtpM-KxtpL or NptpM-KdtpL)"
+            .into()),
+    }
+}
+
+/// Parse a directory name (a path's last component is used) or a bare label.
+pub fn parse_label(name: &str) -> Result<ParsedLabel> {
+    let base = name
+        .trim_end_matches(['/', '\\'])
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(name);
+    let (model_tokens, experiment) = match parse_result_dir_name(base) {
+        Some(d) => (d.model_tokens, d.experiment),
+        None => (Vec::new(), base.to_string()),
+    };
+    let bad = |message: String| Error::invalid("deployment label", message);
+
+    let mut gpu = None;
+    for t in &model_tokens {
+        match t.to_ascii_lowercase().as_str() {
+            "h100" => gpu = Some(GpuKind::H100),
+            "h200" => gpu = Some(GpuKind::H200),
+            _ => {}
+        }
+    }
+    let mut layouts = Vec::new();
+    let mut tags = Vec::new();
+    let mut placement = None;
+    let mut network = Vec::new();
+    let mut nixl = None;
+    for part in experiment.split('_').filter(|p| !p.is_empty()) {
+        let mut groups = Vec::new();
+        for word in part.split('-').filter(|w| !w.is_empty()) {
+            let lower = word.to_ascii_lowercase();
+            if let Some(g) = classify(&lower) {
+                groups.push(g);
+                continue;
+            }
+            tags.push(word.to_string());
+            match lower.as_str() {
+                "h100" => gpu = Some(GpuKind::H100),
+                "h200" => gpu = Some(GpuKind::H200),
+                "pack" | "packed" => placement = Some(Placement::Pack),
+                "spread" => placement = Some(Placement::Spread),
+                "libfabric" => nixl = Some(NixlBackend::Libfabric),
+                t if NETWORK_TAGS.contains(&t) => network.push(t.to_string()),
+                t if t
+                    .strip_prefix("ucx")
+                    .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit())) =>
+                {
+                    nixl = Some(NixlBackend::Ucx)
+                }
+                _ => {}
             }
         }
-        return None;
+        if !groups.is_empty() {
+            let layout =
+                layout_of_part(&groups).map_err(|m| bad(format!("'{part}' in '{base}': {m}")))?;
+            layouts.push(layout);
+        }
     }
-    parse_group(t, "", "x").map(|(c, ep)| Config {
-        layout: Layout::Collocated(c),
-        ep,
+    let layout = match layouts.len() {
+        1 => layouts.remove(0),
+        0 => {
+            return Err(bad(format!(
+            "no layout (like 4xtp2, p1xtp2-d2xtp2, 1xtp4-3xtp4 or 3ptp2-1dtp2) found in '{base}'"
+        )))
+        }
+        _ => {
+            return Err(bad(format!(
+                "several layouts found in '{base}'; cannot tell which one applies"
+            )))
+        }
+    };
+    let (mode, collocated, prefill, decode, groups, label) = match layout {
+        Layout::Collocated(c) => (
+            DeployMode::Collocated,
+            Some(c.replicas()),
+            None,
+            None,
+            vec![c],
+            format!("{}x{}", c.num, c.tp_word()),
+        ),
+        Layout::Pd(p, d) => {
+            let mode = match placement {
+                Some(Placement::Spread) => DeployMode::PdSpread,
+                Some(Placement::Pack) => DeployMode::PdPack,
+                None if p.gpus() + d.gpus() <= STUDY_GPUS_PER_NODE => DeployMode::PdPack,
+                None => DeployMode::PdSpread,
+            };
+            (
+                mode,
+                None,
+                Some(p.replicas()),
+                Some(d.replicas()),
+                vec![p, d],
+                format!("p{}x{}-d{}x{}", p.num, p.tp_word(), d.num, d.tp_word()),
+            )
+        }
+    };
+    if collocated.is_some() {
+        // pack/spread words mean nothing for a collocated layout; keep them as tags only
+        placement = None;
+    }
+    Ok(ParsedLabel {
+        label,
+        mode,
+        placement,
+        collocated,
+        prefill,
+        decode,
+        expert_parallel: groups.iter().any(|g| g.ep),
+        total_gpus: groups.iter().map(Group::gpus).sum(),
+        groups,
+        gpu,
+        network,
+        nixl_backend: nixl,
+        tags,
     })
 }
 
@@ -183,6 +311,7 @@ mod tests {
         let ep = parse_label("1xtpep4-1xtpep4").unwrap();
         assert!(ep.expert_parallel);
         assert_eq!(ep.total_gpus, 8);
+        assert_eq!(ep.label, "p1xtpep4-d1xtpep4");
         let h = parse_label("gptoss_H200_itl5000_otl250_mixed_spread_p1xtp4-d1xtp4").unwrap();
         assert_eq!(
             (h.gpu, h.mode, h.label.as_str()),
@@ -196,6 +325,125 @@ mod tests {
         assert_eq!(gpus("gptoss_itl5000_otl250_mixed_pd_p1xtp2-d2xtp2"), 6);
     }
 
+    /// Every layout style × group sizes × tags × name frames, as categories.
+    #[test]
+    fn layout_styles_by_category() {
+        let frames = [
+            "",
+            "gptoss_itl5000_otl250_mixed_",
+            "gptoss_itl10000_otl500_",
+            "gptoss_H200_itl5000_otl250_mixed_",
+            "gptoss_itl20000_otl250_decode-only_",
+            "gptoss_itl5000_otl1_prefill-only_",
+        ];
+        let suffixes = [
+            "",
+            "-packed-ucx",
+            "-ucx120",
+            "-spread-libfabric",
+            "-bck",
+            "-pack-wo-verbosity",
+            "-spread-ucx120-before-rm-patch",
+        ];
+        for pre in frames {
+            for n in [1u32, 2, 3, 4, 8] {
+                for tp in [1u32, 2, 4, 8] {
+                    for ep in [false, true] {
+                        let t = if ep {
+                            format!("tpep{tp}")
+                        } else {
+                            format!("tp{tp}")
+                        };
+                        // collocated, plain and with a style word
+                        for exp in [format!("{n}x{t}"), format!("baseline_{n}x{t}")] {
+                            let name = format!("{pre}{exp}");
+                            let l = parse_label(&name).unwrap_or_else(|e| panic!("{name}: {e}"));
+                            assert_eq!(l.mode, DeployMode::Collocated, "{name}");
+                            assert_eq!(l.collocated, Some(Replicas { num: n, tp }), "{name}");
+                            assert_eq!((l.total_gpus, l.expert_parallel), (n * tp, ep), "{name}");
+                            assert_eq!(l.label, format!("{n}x{t}"));
+                        }
+                        for (k, dtp) in [(1u32, tp), (3, tp), (1, tp * 2), (2, 1)] {
+                            let dt = format!("tp{dtp}");
+                            for suffix in suffixes {
+                                for exp in [
+                                    format!("{n}x{t}-{k}x{dt}{suffix}"),
+                                    format!("pd_p{n}x{t}-d{k}x{dt}{suffix}"),
+                                    format!("{n}p{t}-{k}d{dt}{suffix}"),
+                                    format!("spread_srd_{n}x{t}-{k}x{dt}{suffix}"),
+                                ] {
+                                    if exp.contains("spread") && exp.contains("pack") {
+                                        continue; // contradictory placement words
+                                    }
+                                    let name = format!("{pre}{exp}");
+                                    let l = parse_label(&name)
+                                        .unwrap_or_else(|e| panic!("{name}: {e}"));
+                                    assert_eq!(l.prefill, Some(Replicas { num: n, tp }), "{name}");
+                                    assert_eq!(
+                                        l.decode,
+                                        Some(Replicas { num: k, tp: dtp }),
+                                        "{name}"
+                                    );
+                                    assert_eq!(l.ep_flags(), (ep, false), "{name}");
+                                    assert_eq!(l.total_gpus, n * tp + k * dtp, "{name}");
+                                    let spread_word = exp.contains("spread");
+                                    let want = if spread_word {
+                                        DeployMode::PdSpread
+                                    } else if exp.contains("pack") || l.total_gpus <= 8 {
+                                        DeployMode::PdPack
+                                    } else {
+                                        DeployMode::PdSpread
+                                    };
+                                    assert_eq!(l.mode, want, "{name}");
+                                    assert_eq!(
+                                        l.gpu,
+                                        pre.contains("H200").then_some(GpuKind::H200),
+                                        "{name}"
+                                    );
+                                    if suffix.contains("libfabric") {
+                                        assert_eq!(l.nixl_backend, Some(NixlBackend::Libfabric));
+                                    } else if suffix.contains("ucx") {
+                                        assert_eq!(l.nixl_backend, Some(NixlBackend::Ucx));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tags_are_kept_and_do_not_change_the_layout() {
+        let l =
+            parse_label("gptoss_itl5000_otl250_mixed_1xtp4-1xtp4-spread-ucx120-before-rm-patch")
+                .unwrap();
+        assert_eq!(l.tags, ["spread", "ucx120", "before", "rm", "patch"]);
+        assert_eq!(
+            (l.mode, l.placement),
+            (DeployMode::PdSpread, Some(Placement::Spread))
+        );
+        let l = parse_label("gptoss_itl10000_otl500_4ptp1-2dtp2-packed-ucx-bck").unwrap();
+        assert_eq!(l.label, "p4xtp1-d2xtp2");
+        assert_eq!(l.placement, Some(Placement::Pack));
+        assert!(l.tags.contains(&"bck".to_string()));
+        let l = parse_label("gptoss_itl5000_otl250_mixed_1xtp4-1xtpep4").unwrap();
+        assert_eq!(
+            (l.label.as_str(), l.ep_flags()),
+            ("p1xtp4-d1xtpep4", (false, true))
+        );
+        // 16 GPUs with no placement word cannot be packed on one 8-GPU node
+        let l = parse_label("gptoss_itl5000_otl250_mixed_1xtp4-3xtp4-ucx120").unwrap();
+        assert_eq!(
+            (l.mode, l.placement, l.total_gpus),
+            (DeployMode::PdSpread, None, 16)
+        );
+        // a model name with digits and dashes is not a layout
+        let l = parse_label("openai--gpt-oss-120b_itl5000_otl250_mixed_pd_p2xtp1-d1xtp2").unwrap();
+        assert_eq!(l.label, "p2xtp1-d1xtp2");
+    }
+
     #[test]
     fn unparseable_names_are_reported() {
         for bad in [
@@ -204,8 +452,16 @@ mod tests {
             "4xtp",
             "4xtp2_2xtp4",
             "p1xtp2-dx",
+            "d1xtp2-p1xtp2",
+            "1dtp2-3ptp2",
+            "1xtp2-2xtp2-3xtp2",
+            "0xtp2",
+            "2xtp0",
+            "",
         ] {
             assert!(parse_label(bad).is_err(), "{bad}");
         }
+        let e = parse_label("d1xtp2-p1xtp2").unwrap_err().to_string();
+        assert!(e.contains("decode group comes before"), "{e}");
     }
 }

@@ -294,17 +294,23 @@ pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
 
 /// Mean, median and population std of `values` (any order); all 0.0 when empty.
 pub fn summarize(values: &[f64]) -> Summary {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    summarize_with_sorted(values, &sorted)
+}
+
+/// [`summarize`] when the caller also has `values` sorted (saves the sort). The mean and
+/// std are summed in the original order, as numpy does.
+pub fn summarize_with_sorted(values: &[f64], sorted: &[f64]) -> Summary {
     if values.is_empty() {
         return Summary::default();
     }
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
     Summary {
         mean,
-        median: percentile_sorted(&sorted, 50.0),
+        median: percentile_sorted(sorted, 50.0),
         std: var.sqrt(),
     }
 }

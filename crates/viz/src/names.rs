@@ -7,42 +7,27 @@
 //! `gptoss_itl5000_otl250_mixed_baseline_4xtp2` → `baseline_4xtp2`,
 //! `gptoss_H200_itl5000_otl250_mixed_pack_p1xtp4-d1xtp4` → `H200_pack_p1xtp4-d1xtp4`.
 
-/// The parts of a conventional result directory name.
+/// The parts of a conventional result directory name (read by
+/// [`pd_common::naming::parse_result_dir_name`], which also knows the study's older forms).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NameParts<'a> {
-    pub model: Vec<&'a str>,
+pub struct NameParts {
+    pub model: Vec<String>,
     pub itl: u64,
     pub otl: u64,
-    pub mode: &'a str,
-    pub exp: Vec<&'a str>,
+    /// The mode (`mixed` when the name has none).
+    pub mode: String,
+    pub exp: Vec<String>,
 }
 
-fn number_after(token: &str, prefix: &str) -> Option<u64> {
-    let n = token.strip_prefix(prefix)?;
-    if n.is_empty() || !n.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    n.parse().ok()
-}
-
-/// Split `<model>_itl<ITL>_otl<OTL>_<mode>_<exp-name>`; `None` if the name is not of that form.
-pub fn split_name(name: &str) -> Option<NameParts<'_>> {
-    let tokens: Vec<&str> = name.split('_').collect();
-    (0..tokens.len()).find_map(|i| {
-        let itl = number_after(tokens[i], "itl")?;
-        let otl = number_after(tokens.get(i + 1)?, "otl")?;
-        let mode = *tokens.get(i + 2)?;
-        let exp = tokens.get(i + 3..)?.to_vec();
-        if exp.is_empty() || mode.is_empty() {
-            return None;
-        }
-        Some(NameParts {
-            model: tokens[..i].to_vec(),
-            itl,
-            otl,
-            mode,
-            exp,
-        })
+/// Split `<model>_itl<ITL>_otl<OTL>[_<mode>]_<exp-name>`; `None` if the name is not of that form.
+pub fn split_name(name: &str) -> Option<NameParts> {
+    let d = pd_common::naming::parse_result_dir_name(name)?;
+    Some(NameParts {
+        model: d.model_tokens,
+        itl: u64::from(d.itl),
+        otl: u64::from(d.otl),
+        mode: d.mode.to_string(),
+        exp: d.experiment.split('_').map(str::to_string).collect(),
     })
 }
 
@@ -60,7 +45,7 @@ pub fn display_names(dir_names: &[String]) -> (Vec<String>, Option<String>) {
     let workload = format!("ITL {}, OTL {}, {}", first.itl, first.otl, first.mode);
     let same_workload = parts
         .iter()
-        .all(|p| (p.itl, p.otl, p.mode) == (first.itl, first.otl, first.mode));
+        .all(|p| (p.itl, p.otl, &p.mode) == (first.itl, first.otl, &first.mode));
     if !same_workload {
         return (dedupe(full()), None);
     }
@@ -84,7 +69,7 @@ pub fn display_names(dir_names: &[String]) -> (Vec<String>, Option<String>) {
             p.model[common..]
                 .iter()
                 .chain(p.exp.iter())
-                .copied()
+                .map(String::as_str)
                 .collect::<Vec<_>>()
                 .join("_")
         })
@@ -126,10 +111,16 @@ mod tests {
     fn splits_conventional_names() {
         let p = split_name("gptoss_H200_itl5000_otl250_mixed_pack_p1xtp4-d1xtp4").unwrap();
         assert_eq!(p.model, vec!["gptoss", "H200"]);
-        assert_eq!((p.itl, p.otl, p.mode), (5000, 250, "mixed"));
+        assert_eq!((p.itl, p.otl, p.mode.as_str()), (5000, 250, "mixed"));
         assert_eq!(p.exp, vec!["pack", "p1xtp4-d1xtp4"]);
         assert!(split_name("my_experiment").is_none());
         assert!(split_name("gptoss_itl5000_otl250_mixed").is_none());
+        // the study's names without a mode are mixed
+        let p = split_name("gptoss_itl10000_otl500_4ptp1-2dtp2-packed-ucx").unwrap();
+        assert_eq!(
+            (p.mode.as_str(), p.exp.join("_")),
+            ("mixed", "4ptp1-2dtp2-packed-ucx".to_string())
+        );
     }
 
     #[test]

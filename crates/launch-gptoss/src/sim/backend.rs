@@ -179,7 +179,7 @@ fn checked_plan(req: &LaunchRequest, opts: &SimOptions) -> Result<SimPlan, Backe
     if let Some(w) = warning {
         tracing::warn!("{w}");
     }
-    Engine::new(plan.cluster_config()?).map_err(ServeError::Engine)?;
+    Engine::with_extras(plan.cluster_config()?, plan.extras()).map_err(ServeError::Engine)?;
     Ok(plan)
 }
 

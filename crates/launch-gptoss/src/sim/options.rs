@@ -28,6 +28,8 @@ pub struct SimOptions {
     pub foreground: bool,
     /// `UCX_TLS` of the caller (`tcp` makes the simulated KV network TCP).
     pub ucx_tls: Option<String>,
+    /// `--decode-bench`: simulate vLLM's DecodeBenchConnector (collocated only).
+    pub decode_bench: bool,
     /// Longest wait for the background simulator to answer (it needs well under a second).
     pub ready_cap: Duration,
     /// SIGTERM grace period of `shutdown` before SIGKILL.
@@ -46,6 +48,7 @@ impl Default for SimOptions {
             sim_config: None,
             foreground: false,
             ucx_tls: None,
+            decode_bench: false,
             ready_cap: Duration::from_secs(30),
             stop_grace: Duration::from_secs(5),
         }

@@ -8,7 +8,7 @@ use pd_common::deployment::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::engine::{ClusterConfig, NetworkKind, SimConstants};
+use super::engine::{ClusterConfig, EngineExtras, NetworkKind, SimConstants};
 use super::options::SimOptions;
 use super::server::ServerOptions;
 use crate::options::LaunchRequest;
@@ -85,6 +85,9 @@ pub struct SimPlan {
     /// launcher's readiness probe checks that the endpoint answering is the one it started.
     #[serde(default)]
     pub instance: String,
+    /// `--decode-bench`: simulate vLLM's DecodeBenchConnector (collocated only).
+    #[serde(default)]
+    pub decode_bench: bool,
 }
 
 /// Name of a network in records (`efa-srd`, `ib`, `tcp`, `custom`).
@@ -227,8 +230,17 @@ impl SimPlan {
                 rand::random::<u64>(),
                 rand::random::<u64>()
             ),
+            decode_bench: opts.decode_bench,
         };
         Ok((plan, warning))
+    }
+
+    /// The engine options beyond the cluster configuration.
+    pub fn extras(&self) -> EngineExtras {
+        EngineExtras {
+            decode_bench: self.decode_bench,
+            ..EngineExtras::default()
+        }
     }
 
     /// The simulator constants (built-in for the GPU kind, or `--sim-config`).

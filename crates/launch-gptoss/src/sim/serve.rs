@@ -132,7 +132,8 @@ pub fn run(
     listener: TcpListener,
     listening: impl FnOnce(u32) -> Result<(), ServeError>,
 ) -> Result<(), ServeError> {
-    let engine = Engine::new(plan.cluster_config()?).map_err(ServeError::Engine)?;
+    let engine =
+        Engine::with_extras(plan.cluster_config()?, plan.extras()).map_err(ServeError::Engine)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sim-http")

@@ -12,6 +12,7 @@ fn cli_reference_matches_help() {
             &["shutdown", "--help"],
             &["status", "--help"],
             &["sim-calibrate", "--help"],
+            &["plan", "--help"],
         ],
     );
     if let Err(e) = checked {

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use clap::Parser;
 use launch_gptoss::sim::engine::{ClusterConfig, Engine, NetworkKind, SimConstants};
-use launch_gptoss::sim::vclient::{Arrivals, RunSpec, VirtualClient};
+use launch_gptoss::sim::vclient::{Load, Prompts, RunSpec, VirtualClient};
 use pd_common::deployment::{DeploymentRecord, DeploymentSpec, GpuKind, StopHandle};
 use pd_common::BenchResult;
 
@@ -157,25 +157,26 @@ fn sim_cluster_to_sweep_to_plot() {
 
         let model = client
             .run(&RunSpec {
-                arrivals: Arrivals::ClosedLoop { concurrency: c },
+                load: Load::closed_loop(c),
                 num_prompts: 5 * c,
                 input_len: 1000,
                 output_len: 40,
+                prompts: Prompts::Unique,
                 warmup: false,
             })
             .unwrap()
-            .metrics();
+            .medians();
         // Real time on a loaded 2-core machine: generous but meaningful tolerances.
         within(
             r.median_tpot_ms().unwrap(),
-            model.tpot.median,
+            model.tpot_ms,
             0.2,
             1.0,
             &format!("conc{c} median TPOT ms"),
         );
         within(
             r.median_ttft_ms().unwrap(),
-            model.ttft.median,
+            model.ttft_ms,
             0.25,
             10.0,
             &format!("conc{c} median TTFT ms"),

@@ -6,6 +6,7 @@ mod e2e_pipeline;
 mod e2e_server_metrics;
 mod faults;
 mod module_graph;
+mod planner;
 mod ray_cli;
 mod ray_common;
 mod ray_flow;

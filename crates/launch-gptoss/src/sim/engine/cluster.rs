@@ -15,6 +15,7 @@ use pd_common::deployment::DeployMode;
 
 use super::config::HybridKv;
 use super::model::{kv_capacity, KvLayout, StepModel};
+use super::placement::place;
 use super::router::{PoolRouter, Rng};
 use super::scheduler::{Limits, Replica, SeqKind, StepOut};
 use super::transfer::{Link, PairState};
@@ -101,11 +102,20 @@ pub struct Engine {
     first_router: PoolRouter,
     decode_router: PoolRouter,
     links: Vec<Link>,
-    /// Link of each D replica (index into `links`).
-    d_link: Vec<u32>,
+    /// Fixed latency of each link (s).
+    link_tau: Vec<f64>,
+    /// Link of each (P, D) pair, index `p * n_decode + d` (into `links`).
+    pair_link: Vec<u32>,
     pairs: Vec<PairState>,
-    hetero_tau: f64,
-    link_tau: f64,
+    /// Extra transfer time per prompt block when P TP ≠ D TP (0 otherwise).
+    hetero_per_block: f64,
+    /// Inbound latency per prompt token.
+    fe_per_token: f64,
+    block_size: u32,
+    decode_bench: bool,
+    /// HTTP proxy service time per streamed message, and when it is next free.
+    t_chunk: f64,
+    proxy_free: SimTime,
     t_hs: f64,
     kv_bytes_per_token: f64,
     half_fe: f64,
@@ -120,8 +130,46 @@ pub struct Engine {
     stats: EngineStats,
 }
 
+/// Expert parallelism (`tpep`) of the replica groups; not part of [`ClusterConfig`]
+/// because the launcher has no flag for it (the study's names and the planner do).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExpertParallel {
+    /// Collocated or prefill replicas.
+    pub first: bool,
+    /// Decode replicas.
+    pub decode: bool,
+}
+
+/// Options of a simulated cluster beyond [`ClusterConfig`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EngineExtras {
+    pub expert_parallel: ExpertParallel,
+    /// vLLM's DecodeBenchConnector (collocated only): a request's prompt KV is filled with
+    /// dummy values when it is admitted instead of being computed, so the replica only
+    /// decodes (first token = one step on the last prompt token). As with any KV
+    /// connector, the hybrid KV manager is off.
+    pub decode_bench: bool,
+}
+
 impl Engine {
     pub fn new(cfg: ClusterConfig) -> Result<Self, SimError> {
+        Self::with_extras(cfg, EngineExtras::default())
+    }
+
+    /// Build the cluster; `ep` selects expert parallelism per replica group.
+    pub fn with_expert_parallel(cfg: ClusterConfig, ep: ExpertParallel) -> Result<Self, SimError> {
+        Self::with_extras(
+            cfg,
+            EngineExtras {
+                expert_parallel: ep,
+                decode_bench: false,
+            },
+        )
+    }
+
+    /// Build the cluster with its extra options.
+    pub fn with_extras(cfg: ClusterConfig, extras: EngineExtras) -> Result<Self, SimError> {
+        let ep = extras.expert_parallel;
         let c = &cfg.constants;
         c.validate().map_err(SimError::Config)?;
         let spec = &cfg.spec;
@@ -155,8 +203,15 @@ impl Engine {
                 )));
             }
         }
+        if extras.decode_bench && pd {
+            return Err(SimError::Config(
+                "--decode-bench deploys vLLM's DecodeBenchConnector, which skips prefill; it is \
+                 meant for --mode collocated, not for PD modes"
+                    .into(),
+            ));
+        }
         let hybrid = match c.memory.hybrid_kv {
-            HybridKv::Auto => !pd,
+            HybridKv::Auto => !pd && !extras.decode_bench,
             HybridKv::On => true,
             HybridKv::Off => false,
         };
@@ -170,22 +225,12 @@ impl Engine {
             max_num_seqs: c.scheduler.max_num_seqs,
         };
         let mut replicas = Vec::new();
-        for g in &groups {
-            let cap = kv_capacity(c, g.tp, &layout)?;
-            if cap.units < layout.units(cfg.max_model_len) {
-                return Err(SimError::Config(format!(
-                    "TP{} on {}: the KV cache holds {} tokens, less than one request of \
-                     max_model_len {} (vLLM refuses to start). Use a higher TP or a smaller \
-                     max_model_len.",
-                    g.tp,
-                    c.gpu.to_uppercase(),
-                    cap.units * u64::from(layout.block_size) / if hybrid { 1 } else { 2 },
-                    cfg.max_model_len
-                )));
-            }
+        for (gi, g) in groups.iter().enumerate() {
+            let cap = kv_capacity(c, g.tp, &layout, cfg.max_model_len)?;
+            let ep_on = if gi == 0 { ep.first } else { ep.decode };
             for _ in 0..g.num {
                 replicas.push(Replica::new(
-                    StepModel::new(c, g.tp),
+                    StepModel::with_ep(c, g.tp, ep_on),
                     layout,
                     cap.units,
                     limits,
@@ -195,40 +240,54 @@ impl Engine {
         let n_first = groups[0].num;
         let n_decode = if pd { groups[1].num } else { 0 };
         let routers = c.frontend.num_routers;
-        let (links, d_link, link_consts) = if pd {
-            // pd-pack moves KV over NVLink (cuda_ipc) unless UCX is forced to TCP
-            // (`UCX_TLS=tcp`, passed as NetworkKind::Tcp), which disables cuda_ipc too.
-            let nvlink = spec.mode == DeployMode::PdPack && cfg.network != NetworkKind::Tcp;
-            let lc = if nvlink {
-                c.network.nvlink
+        // PD links: a transfer between replicas on one node uses that D replica's NVLink
+        // (NIXL cuda_ipc) unless UCX is forced to TCP (`UCX_TLS=tcp`, NetworkKind::Tcp),
+        // which disables cuda_ipc too (then one loopback TCP path per node); between nodes
+        // it uses the node pair's network path, shared by every transfer on it.
+        let mut links: Vec<Link> = Vec::new();
+        let mut link_tau: Vec<f64> = Vec::new();
+        let mut pair_link = Vec::new();
+        if pd {
+            let placement = place(spec.mode, &groups, cfg.gpus_per_node);
+            let tcp = cfg.network == NetworkKind::Tcp;
+            let net = *c.network.link(cfg.network);
+            let mut keyed: HashMap<(u32, u32, u32), u32> = HashMap::new();
+            for p in 0..n_first {
+                for d in 0..n_decode {
+                    let np = placement.node_of[p as usize];
+                    let nd = placement.node_of[(n_first + d) as usize];
+                    let (key, lc) = if np == nd && !tcp {
+                        ((0, d, 0), c.network.nvlink)
+                    } else if np == nd {
+                        ((1, np, np), net)
+                    } else {
+                        ((2, np.min(nd), np.max(nd)), net)
+                    };
+                    let id = *keyed.entry(key).or_insert_with(|| {
+                        links.push(Link::new(lc.bandwidth, lc.per_flow_bandwidth));
+                        link_tau.push(lc.tau);
+                        (links.len() - 1) as u32
+                    });
+                    pair_link.push(id);
+                }
+            }
+            // CPU-progress transports slow the decode steps of the D replicas using them
+            let c_xfer = if tcp {
+                net.c_xfer
             } else {
-                *c.network.link(cfg.network)
+                c.network.nvlink.c_xfer.max(net.c_xfer)
             };
-            let links: Vec<Link> = if nvlink {
-                // NVLink: each D replica has its own GPUs' links
-                (0..n_decode)
-                    .map(|_| Link::new(lc.bandwidth, lc.per_flow_bandwidth))
-                    .collect()
-            } else {
-                // one network path between the P node and the D node
-                vec![Link::new(lc.bandwidth, lc.per_flow_bandwidth)]
-            };
-            let d_link = (0..n_decode)
-                .map(|d| if links.len() == 1 { 0 } else { d })
-                .collect();
-            (links, d_link, Some(lc))
-        } else {
-            (Vec::new(), Vec::new(), None)
-        };
-        let (link_tau, c_xfer) = link_consts.map_or((0.0, 0.0), |l| (l.tau, l.c_xfer));
-        for r in replicas.iter_mut().skip(n_first as usize) {
-            r.c_xfer = c_xfer;
+            for r in replicas.iter_mut().skip(n_first as usize) {
+                r.c_xfer = c_xfer;
+            }
         }
-        let hetero_tau = if pd && groups[0].tp != groups[1].tp {
-            c.pd.hetero_tau
+        // heterogeneous TP: every block of every layer is split for each D rank
+        let hetero_per_block = if pd && groups[0].tp != groups[1].tp {
+            c.pd.hetero_per_block * f64::from(groups[1].tp)
         } else {
             0.0
         };
+
         Ok(Engine {
             now: 0.0,
             heap: BinaryHeap::new(),
@@ -239,10 +298,15 @@ impl Engine {
             first_router: PoolRouter::new(routers, n_first),
             decode_router: PoolRouter::new(routers, n_decode.max(1)),
             links,
-            d_link,
-            pairs: vec![PairState::Cold; (n_first * n_decode) as usize],
-            hetero_tau,
             link_tau,
+            pair_link,
+            pairs: vec![PairState::Cold; (n_first * n_decode) as usize],
+            hetero_per_block,
+            fe_per_token: c.frontend.t_fe_per_token,
+            block_size: c.memory.block_size.max(1),
+            decode_bench: extras.decode_bench,
+            t_chunk: c.frontend.t_chunk,
+            proxy_free: 0.0,
             t_hs: c.pd.t_hs,
             kv_bytes_per_token: c.model.kv_bytes_per_token(),
             half_fe: c.frontend.t_fe / 2.0,
@@ -320,7 +384,8 @@ impl Engine {
                 p_held: false,
             },
         );
-        self.push(now + self.half_fe, EvKind::Arrive(req.id));
+        let inbound = self.half_fe + self.fe_per_token * f64::from(req.prompt_tokens);
+        self.push(now + inbound, EvKind::Arrive(req.id));
     }
 
     pub fn next_event_time(&self) -> Option<SimTime> {
@@ -402,10 +467,18 @@ impl Engine {
         s
     }
 
+    /// A message leaving the cluster at `t` passes the HTTP proxy, one FIFO server
+    /// (`t_chunk` per message): its delivery time.
+    fn through_proxy(&mut self, t: SimTime) -> SimTime {
+        let d = t.max(self.proxy_free) + self.t_chunk;
+        self.proxy_free = d;
+        d
+    }
+
     fn fail(&mut self, id: u64, msg: String) {
         self.reqs.remove(&id);
         self.stats.failed_total += 1;
-        let t = self.now + self.half_fe;
+        let t = self.through_proxy(self.now + self.half_fe);
         self.emit(id, t, EmissionKind::Failed(msg));
     }
 
@@ -423,9 +496,25 @@ impl Engine {
             rep.busy = true;
             self.push(now + dur, EvKind::StepEnd(r));
         }
-        for &slot in &starts {
-            if let Some(id) = self.replicas[r as usize].req_of(slot) {
-                self.start_transfer(id, r);
+        if self.decode_bench {
+            // the connector fills the prompt's KV at admission: ready at once
+            for &slot in &starts {
+                self.replicas[r as usize].kv_ready(slot);
+            }
+            let rep = &mut self.replicas[r as usize];
+            if !starts.is_empty() && !rep.busy {
+                let mut none = Vec::new();
+                let dur = rep.schedule(&mut none);
+                if dur > 0.0 {
+                    rep.busy = true;
+                    self.push(now + dur, EvKind::StepEnd(r));
+                }
+            }
+        } else {
+            for &slot in &starts {
+                if let Some(id) = self.replicas[r as usize].req_of(slot) {
+                    self.start_transfer(id, r);
+                }
             }
         }
         self.kv_starts = starts;
@@ -438,9 +527,13 @@ impl Engine {
         let (router, prompt, max_tokens) = (req.router, req.prompt, req.max_tokens);
         let total = prompt.saturating_add(if self.pd { 1 } else { max_tokens });
         if prompt.saturating_add(max_tokens) > self.cfg.max_model_len {
+            // vLLM's OpenAI server rejects the request with HTTP 400 and this message
             let msg = format!(
-                "prompt ({prompt} tokens) + max_tokens ({max_tokens}) exceeds max_model_len {}",
-                self.cfg.max_model_len
+                "This model's maximum context length is {} tokens. However, you requested \
+                 {} tokens ({prompt} in the messages, {max_tokens} in the completion). Please \
+                 reduce the length of the messages or completion.",
+                self.cfg.max_model_len,
+                u64::from(prompt) + u64::from(max_tokens)
             );
             return self.fail(id, msg);
         }
@@ -454,13 +547,20 @@ impl Engine {
         }
         let kind = if self.pd {
             SeqKind::PrefillOnly
+        } else if self.decode_bench {
+            SeqKind::RemoteDecode
         } else {
             SeqKind::Local
         };
         let Some(req) = self.reqs.get_mut(&id) else {
             return;
         };
-        let hashes = std::mem::take(&mut req.hashes);
+        // PD: D looks the same blocks up in its own prefix cache later
+        let hashes = if self.pd {
+            req.hashes.clone()
+        } else {
+            std::mem::take(&mut req.hashes)
+        };
         let out = if self.pd { 1 } else { max_tokens };
         let slot = self.replicas[r as usize].add(id, prompt, out, hashes, kind);
         req.stage = Stage::First;
@@ -486,11 +586,12 @@ impl Engine {
                     req.p_held = true;
                     let router = req.router;
                     self.first_router.done(router, r);
-                    self.push(now + self.t_pd, EvKind::DSubmit(o.req));
+                    let inbound = self.t_pd + self.fe_per_token * f64::from(req.prompt);
+                    self.push(now + inbound, EvKind::DSubmit(o.req));
                 }
                 continue;
             }
-            let t = now + self.half_fe;
+            let t = self.through_proxy(now + self.half_fe);
             self.stats.generation_tokens_total += 1;
             self.emit(o.req, t, EmissionKind::Tokens(1));
             if o.finished {
@@ -524,13 +625,13 @@ impl Engine {
             }
             return self.fail(id, "request can never fit in the decode KV cache".into());
         }
-        let slot = self.replicas[dr as usize].add(
-            id,
-            prompt,
-            max_tokens,
-            Vec::new(),
-            SeqKind::RemoteDecode,
-        );
+        let hashes = self
+            .reqs
+            .get_mut(&id)
+            .map(|q| std::mem::take(&mut q.hashes))
+            .unwrap_or_default();
+        let slot =
+            self.replicas[dr as usize].add(id, prompt, max_tokens, hashes, SeqKind::RemoteDecode);
         if let Some(req) = self.reqs.get_mut(&id) {
             req.stage = Stage::Decode;
             req.decode = Some((d, slot));
@@ -544,14 +645,19 @@ impl Engine {
             return;
         };
         let Some((p, _)) = req.first else { return };
+        let d_slot = req.decode.map_or(0, |(_, s)| s);
         let d = dr - self.n_first;
-        let l = self.d_link[d as usize];
-        req.link = Some((l, false));
         let n_d = self.replicas.len() as u32 - self.n_first;
         let pair = (p * n_d + d) as usize;
+        let l = self.pair_link[pair];
+        req.link = Some((l, false));
         let wait = self.pairs[pair].wait(self.now, self.t_hs);
         self.replicas[dr as usize].inflight_xfers += 1;
-        let t = self.now + wait + self.link_tau + self.hetero_tau;
+        let blocks = self.replicas[dr as usize]
+            .remote_tokens(d_slot)
+            .div_ceil(self.block_size);
+        let t =
+            self.now + wait + self.link_tau[l as usize] + self.hetero_per_block * f64::from(blocks);
         self.push(t, EvKind::FlowStart(id));
     }
 
@@ -561,7 +667,11 @@ impl Engine {
         };
         let Some((l, _)) = req.link else { return };
         req.link = Some((l, true));
-        let bytes = f64::from(req.prompt) * self.kv_bytes_per_token;
+        let tokens = match req.decode {
+            Some((d, slot)) => self.replicas[(d + self.n_first) as usize].remote_tokens(slot),
+            None => req.prompt,
+        };
+        let bytes = f64::from(tokens) * self.kv_bytes_per_token;
         self.links[l as usize].add(self.now, id, bytes);
         self.schedule_link(l);
     }

@@ -65,7 +65,7 @@ impl ModelConsts {
     }
 }
 
-/// Step-time constants (SIM_MODEL.md §2).
+/// Step-time constants (docs/SIMULATOR.md, "Step time").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepConsts {
@@ -95,7 +95,10 @@ pub enum HybridKv {
 pub struct MemoryConsts {
     pub gpu_memory_utilization: f64,
     pub weight_overhead: f64,
+    /// Activation peak of vLLM's profile run plus non-torch memory, per GPU (bytes).
     pub reserve_bytes: f64,
+    /// Extra non-torch memory per GPU when TP > 1 (NCCL and custom all-reduce buffers).
+    pub reserve_tp_bytes: f64,
     pub block_size: u32,
     pub hybrid_kv: HybridKv,
 }
@@ -114,10 +117,17 @@ pub struct SchedulerConsts {
 pub struct FrontendConsts {
     /// Request overhead seen in TTFT (s): half before the engine, half after.
     pub t_fe: f64,
+    /// Inbound latency per prompt token (s) each engine that receives the prompt pays
+    /// before its scheduler sees the request (request parsing, tokenization, input
+    /// processing); in PD both P and D receive it.
+    pub t_fe_per_token: f64,
     /// Extra PD hop (s): P response → proxy → D submit.
     pub t_pd: f64,
     /// Ray Serve ingress routers (each routes on its own in-flight counts).
     pub num_routers: u32,
+    /// Service time per streamed message of the cluster's HTTP proxy (s): every token
+    /// chunk of every stream passes this one FIFO server on its way to the client.
+    pub t_chunk: f64,
 }
 
 /// PD transfer constants independent of the link.
@@ -126,8 +136,9 @@ pub struct FrontendConsts {
 pub struct PdConsts {
     /// Cold NIXL handshake on the first transfer between a (P, D) pair (s).
     pub t_hs: f64,
-    /// Extra time per transfer when P TP ≠ D TP (s).
-    pub hetero_tau: f64,
+    /// Extra transfer time when P TP ≠ D TP (s), per prompt block and per D TP rank
+    /// (the heterogeneous-TP read splits every block of every layer for each D rank).
+    pub hetero_per_block: f64,
 }
 
 /// One KV-transfer link.
@@ -166,7 +177,7 @@ impl NetworkConsts {
     }
 }
 
-/// Simulator constants for one GPU kind (see `SIM_MODEL.md`), loaded from TOML.
+/// Simulator constants for one GPU kind (see docs/SIMULATOR.md), loaded from TOML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimConstants {
@@ -273,10 +284,13 @@ impl SimConstants {
             ("step.alpha_ar", self.step.alpha_ar),
             ("memory.weight_overhead", self.memory.weight_overhead),
             ("memory.reserve_bytes", self.memory.reserve_bytes),
+            ("memory.reserve_tp_bytes", self.memory.reserve_tp_bytes),
             ("frontend.t_fe", self.frontend.t_fe),
             ("frontend.t_pd", self.frontend.t_pd),
             ("pd.t_hs", self.pd.t_hs),
-            ("pd.hetero_tau", self.pd.hetero_tau),
+            ("pd.hetero_per_block", self.pd.hetero_per_block),
+            ("frontend.t_fe_per_token", self.frontend.t_fe_per_token),
+            ("frontend.t_chunk", self.frontend.t_chunk),
         ];
         for (name, v) in non_negative {
             if !(v.is_finite() && v >= 0.0) {
@@ -345,7 +359,18 @@ mod tests {
 
     #[test]
     fn bad_values_are_reported() {
-        let text = H100_TOML.replace("eta_bw = 0.79", "eta_bw = -1.0");
+        let text: String = H100_TOML
+            .lines()
+            .map(|l| {
+                if l.starts_with("eta_bw =") {
+                    "eta_bw = -1.0".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_ne!(text, H100_TOML);
         let e = SimConstants::parse(&text, "x.toml")
             .unwrap_err()
             .to_string();

@@ -24,11 +24,12 @@
 pub mod cluster;
 pub mod config;
 pub mod model;
+pub mod placement;
 pub mod router;
 pub mod scheduler;
 pub mod transfer;
 
-pub use cluster::Engine;
+pub use cluster::{Engine, EngineExtras, ExpertParallel};
 pub use config::SimConstants;
 
 use pd_common::deployment::DeploymentSpec;
@@ -36,11 +37,15 @@ use pd_common::deployment::DeploymentSpec;
 /// Simulated time in seconds since the engine was created.
 pub type SimTime = f64;
 
-/// Errors of the engine (bad configuration).
+/// Errors of the engine.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
+    /// The simulator's own input is wrong (constants, an incomplete layout).
     #[error("invalid simulator configuration: {0}")]
     Config(String),
+    /// vLLM would refuse to start this deployment; the message is vLLM's reason.
+    #[error("vLLM would refuse this deployment: {0}")]
+    Refused(String),
 }
 
 /// Network between P and D nodes in pd-spread. pd-pack uses NVLink, except with

@@ -1,4 +1,4 @@
-//! The step-time formula of SIM_MODEL.md §2 and the KV-cache capacity rule.
+//! The step-time formula (docs/SIMULATOR.md, "Step time") and the KV-cache capacity rule.
 //!
 //! ```text
 //! T_step = c0 + c_seq·B
@@ -27,13 +27,17 @@ pub struct BatchSums {
     att_units: f64,
 }
 
-/// Step-time model of one replica at TP `t`.
+/// Step-time model of one replica at TP `t` (optionally with expert parallelism).
 #[derive(Debug, Clone)]
 pub struct StepModel {
     tp: u32,
+    /// Expert parallelism: E[max over the t GPUs of the experts one GPU must read], by
+    /// number of tokens in the step (index = N, capped at the table's end).
+    ep_max_experts: Option<Vec<f64>>,
     c0: f64,
     c_seq: f64,
-    inv_bw: f64,
+    /// 1 / (η_bw·BW) of one GPU.
+    inv_bw_gpu: f64,
     inv_lin: f64,
     inv_att: f64,
     dense_bytes: f64,
@@ -53,8 +57,41 @@ pub struct StepModel {
     ar_per_token: f64,
 }
 
+/// Expected maximum over `t` GPUs of the distinct experts each must read when `n`
+/// tokens are routed top-k over `e` experts held `e/t` per GPU (expert parallelism):
+/// per GPU the count is Binomial(e/t, q) with q = 1 − (1 − k/e)^n, the step waits for
+/// the most loaded GPU. E[max] = Σ_j (1 − F(j)^t).
+pub fn expected_max_experts_per_gpu(e: u32, k: u32, t: u32, n: u64) -> f64 {
+    let t = t.max(1);
+    let per = (e / t).max(1);
+    if n == 0 {
+        return 0.0;
+    }
+    let miss = (1.0 - f64::from(k) / f64::from(e)).powf(n as f64);
+    let q = (1.0 - miss).clamp(0.0, 1.0);
+    if t == 1 || q <= 0.0 || q >= 1.0 {
+        return f64::from(per) * q;
+    }
+    // binomial pmf by recurrence, CDF accumulated
+    let mut pmf = (1.0 - q).powi(per as i32);
+    let mut cdf = 0.0;
+    let mut expect = 0.0;
+    for j in 0..per {
+        cdf += pmf;
+        expect += 1.0 - cdf.min(1.0).powi(t as i32);
+        pmf *= f64::from(per - j) / f64::from(j + 1) * q / (1.0 - q);
+    }
+    expect
+}
+
 impl StepModel {
     pub fn new(c: &SimConstants, tp: u32) -> Self {
+        Self::with_ep(c, tp, false)
+    }
+
+    /// A replica at TP `tp`; `ep` = the experts are distributed whole over the TP GPUs
+    /// (vLLM `enable_expert_parallel`) instead of sharded along their intermediate size.
+    pub fn with_ep(c: &SimConstants, tp: u32, ep: bool) -> Self {
         let t = f64::from(tp.max(1));
         let m = &c.model;
         let s = &c.step;
@@ -68,11 +105,18 @@ impl StepModel {
         } else {
             (0.0, 0.0)
         };
+        let ep_max_experts = (ep && tp > 1).then(|| {
+            let cap = c.scheduler.max_num_batched_tokens as usize + 1;
+            (0..=cap)
+                .map(|n| expected_max_experts_per_gpu(m.experts, m.experts_per_token, tp, n as u64))
+                .collect()
+        });
         StepModel {
             tp,
+            ep_max_experts,
             c0: s.c0,
             c_seq: s.c_seq,
-            inv_bw: 1.0 / (t * s.eta_bw * hw.hbm_bandwidth),
+            inv_bw_gpu: 1.0 / (s.eta_bw * hw.hbm_bandwidth),
             inv_lin: 1.0 / (t * s.eta_lin * hw.bf16_flops),
             inv_att: 1.0 / (t * s.eta_att * hw.bf16_flops),
             dense_bytes: m.dense_weight_bytes,
@@ -95,6 +139,23 @@ impl StepModel {
 
     pub fn tp(&self) -> u32 {
         self.tp
+    }
+
+    /// Whether this replica uses expert parallelism.
+    pub fn expert_parallel(&self) -> bool {
+        self.ep_max_experts.is_some()
+    }
+
+    /// Expert weight bytes the slowest GPU reads per layer for `n` tokens: E_d·B_e/t with
+    /// TP-sharded experts, E[max per-GPU distinct experts]·B_e with expert parallelism.
+    pub fn expert_bytes_per_gpu_layer(&self, n: u64) -> f64 {
+        match &self.ep_max_experts {
+            Some(table) => {
+                let i = (n as usize).min(table.len() - 1);
+                table[i] * self.expert_bytes
+            }
+            None => self.distinct_experts(n) * self.expert_bytes / f64::from(self.tp.max(1)),
+        }
     }
 
     /// Expected distinct experts touched per layer by `n` tokens under uniform routing.
@@ -126,14 +187,15 @@ impl StepModel {
             return 0.0;
         }
         let n = s.tokens as f64;
-        let e_d = self.distinct_experts(s.tokens);
-        let bytes = self.dense_bytes
-            + self.layers * e_d * self.expert_bytes
-            + s.kv_token_layers * self.kv_bytes_token_layer;
         let t = f64::from(self.tp.max(1));
+        // per GPU: dense weights and KV are sharded over t; experts per the layout
+        let expert_bytes = self.layers * self.expert_bytes_per_gpu_layer(s.tokens);
+        let bytes =
+            (self.dense_bytes + s.kv_token_layers * self.kv_bytes_token_layer) / t + expert_bytes;
+        let e_d = self.distinct_experts(s.tokens);
         self.c0
             + self.c_seq * f64::from(s.seqs)
-            + bytes * self.inv_bw
+            + bytes * self.inv_bw_gpu
             + self.layers * e_d * self.tau_e / t
             + (n * self.f_tok + f64::from(s.sampled) * self.f_head) * self.inv_lin
             + self.att_coeff * s.att_units * self.inv_att
@@ -200,23 +262,49 @@ impl KvLayout {
     }
 }
 
-/// KV pool per GPU = util·M − weight_overhead·W/t − R; units for the replica.
-pub fn kv_capacity(c: &SimConstants, tp: u32, layout: &KvLayout) -> Result<KvCapacity, SimError> {
+/// Memory vLLM leaves to the KV cache on each GPU of a TP-`tp` replica (bytes; may be
+/// ≤ 0): `gpu_memory_utilization`·M − loaded weights (`weight_overhead`·checkpoint / t)
+/// − the profile run's activation peak and non-torch memory (`reserve_bytes`, plus
+/// `reserve_tp_bytes` for the collective-communication buffers when t > 1).
+pub fn kv_pool_per_gpu(c: &SimConstants, tp: u32) -> f64 {
     let t = f64::from(tp.max(1));
     let mem = &c.memory;
     let usable = mem.gpu_memory_utilization * c.hardware.usable_memory_bytes;
     let weights = mem.weight_overhead * c.model.checkpoint_bytes / t;
-    let pool = usable - weights - mem.reserve_bytes;
-    if pool <= 0.0 {
-        return Err(SimError::Config(format!(
-            "TP{tp} on {}: the weights take {:.1} GB per GPU and the runtime reserve {:.1} GB, \
-             more than the {:.1} GB that gpu_memory_utilization {} leaves; no room for the KV \
-             cache (vLLM fails the same way). Use a higher TP.",
+    let reserve = mem.reserve_bytes + if tp > 1 { mem.reserve_tp_bytes } else { 0.0 };
+    usable - weights - reserve
+}
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// KV capacity of one replica, or vLLM's startup error when the pool is empty or cannot
+/// hold one request of `max_model_len` tokens (`vllm/v1/core/kv_cache_utils.py`,
+/// `check_enough_kv_cache_memory`).
+pub fn kv_capacity(
+    c: &SimConstants,
+    tp: u32,
+    layout: &KvLayout,
+    max_model_len: u32,
+) -> Result<KvCapacity, SimError> {
+    let pool = kv_pool_per_gpu(c, tp);
+    let t = f64::from(tp.max(1));
+    let mem = &c.memory;
+    let accounting = || {
+        format!(
+            "[{} TP{tp}: {:.2} GiB × gpu_memory_utilization {} − weights {:.2} GiB − runtime \
+             reserve {:.2} GiB per GPU]",
             c.gpu.to_uppercase(),
-            weights / 1e9,
-            mem.reserve_bytes / 1e9,
-            usable / 1e9,
-            mem.gpu_memory_utilization
+            c.hardware.usable_memory_bytes / GIB,
+            mem.gpu_memory_utilization,
+            mem.weight_overhead * c.model.checkpoint_bytes / t / GIB,
+            (mem.reserve_bytes + if tp > 1 { mem.reserve_tp_bytes } else { 0.0 }) / GIB,
+        )
+    };
+    if pool <= 0.0 {
+        return Err(SimError::Refused(format!(
+            "No available memory for the cache blocks. Try increasing \
+             `gpu_memory_utilization` when initializing the engine. {}",
+            accounting()
         )));
     }
     // KV heads are split across the TP shards (replicated beyond kv_heads).
@@ -226,10 +314,32 @@ pub fn kv_capacity(c: &SimConstants, tp: u32, layout: &KvLayout) -> Result<KvCap
     let half_layers = f64::from(c.model.layers) / 2.0;
     let unit_bytes =
         f64::from(layout.block_size) * half_layers * c.model.kv_bytes_per_token_layer() / shards;
+    let units = (pool / unit_bytes).floor() as u64;
+    let need = layout.units(max_model_len);
+    if need > units {
+        // largest length whose units fit
+        let block = u64::from(layout.block_size);
+        let max_blocks = if layout.hybrid {
+            units.saturating_sub(u64::from(layout.window_blocks))
+        } else {
+            units / 2
+        };
+        return Err(SimError::Refused(format!(
+            "To serve at least one request with the models's max seq len ({max_model_len}), \
+             ({:.2} GiB KV cache is needed, which is larger than the available KV cache memory \
+             ({:.2} GiB). Based on the available memory, the estimated maximum model length is \
+             {}. Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when \
+             initializing the engine. {}",
+            need as f64 * unit_bytes / GIB,
+            pool / GIB,
+            max_blocks * block,
+            accounting()
+        )));
+    }
     Ok(KvCapacity {
         pool_bytes_per_gpu: pool,
         full_tokens: full_tokens as u64,
-        units: (pool / unit_bytes).floor() as u64,
+        units,
     })
 }
 
@@ -240,6 +350,18 @@ mod tests {
 
     fn h100() -> SimConstants {
         SimConstants::builtin(GpuKind::H100).unwrap()
+    }
+
+    /// H100 with the step constants the derived table below was computed with (the
+    /// formula is under test here, not the fitted values).
+    fn h100_table() -> SimConstants {
+        let mut c = h100();
+        c.step.c0 = 4.19e-3;
+        c.step.c_seq = 18.6e-6;
+        c.step.eta_bw = 0.79;
+        c.step.eta_lin = 0.366;
+        c.step.eta_att = 0.366;
+        c
     }
 
     fn close(a: f64, b: f64, rel: f64) -> bool {
@@ -255,10 +377,10 @@ mod tests {
         assert!(m.distinct_experts(400) > 127.9);
     }
 
-    /// SIM_MODEL.md §6 derived table (H100): 5k prefill and decode at 5k context.
+    /// The derived table of the study's notes (H100): 5k prefill and decode at 5k context.
     #[test]
     fn step_times_match_the_derived_table() {
-        let c = h100();
+        let c = h100_table();
         // (tp, prefill 5k ms, 8192-token step ms, decode B=1/8/32/64 ms)
         let table = [
             (1, 166.0, 251.0, [6.2, 11.8, 24.8, 34.4]),
@@ -287,12 +409,12 @@ mod tests {
 
     #[test]
     fn hand_computed_tp2_prefill_and_decode() {
-        // H100 TP2, one 5000-token prefill, terms computed by hand from SIM_MODEL §2:
+        // H100 TP2, one 5000-token prefill, terms computed by hand from the formula:
         // overhead 4.19 + 0.0186; HBM (3.1e9 + 36·128·13.24e6 + 2048·(18·5000+18·128))
         // / (2·0.79·3.35e12) = 12.15; FLOPs (5000·9.11e9 + 1.16e9)/(2·0.366·989e12) = 62.92;
         // attention 16384·(18·12.5e6 + 18·5000·128)/(same) = 5.35;
         // all-reduce 72·(8e-6 + 5000·2880·4·0.5/300e9) = 7.49  → 92.1 ms.
-        let m = StepModel::new(&h100(), 2);
+        let m = StepModel::new(&h100_table(), 2);
         let p = m.uniform_step(1, 5000, 0, true) * 1e3;
         assert!((p - 92.1).abs() < 0.3, "{p}");
         // Decode B=1 at context 5000: 4.209 + 0.982 + 0.014 + 0.002 + 0.577 = 5.78 ms.
@@ -301,38 +423,102 @@ mod tests {
     }
 
     #[test]
-    fn kv_capacity_matches_spec_and_tp1_h100_fails() {
+    fn kv_capacity_follows_vllms_memory_accounting() {
         let c = h100();
         let off = KvLayout {
             block_size: 16,
             hybrid: false,
             window_blocks: 9,
         };
-        let tp2 = kv_capacity(&c, 2, &off).unwrap();
+        let on = KvLayout {
+            hybrid: true,
+            ..off
+        };
+        // TP1 on one H100 80GB runs (as in the study) with a small pool: 0.9·85.06 GB
+        // − 1.06·65.25 GB − 4.1 GB = 3.29 GB = 44.6k tokens at 72 KiB (hybrid off) and
+        // about twice that with the hybrid manager (full-attention layers only).
+        let tp1 = kv_capacity(&c, 1, &off, 16000).unwrap();
         assert!(
-            close(tp2.full_tokens as f64, 0.92e6, 0.02),
+            close(tp1.pool_bytes_per_gpu, 3.29e9, 0.01),
+            "{}",
+            tp1.pool_bytes_per_gpu
+        );
+        assert!(
+            close(tp1.full_tokens as f64, 44.6e3, 0.01),
+            "{}",
+            tp1.full_tokens
+        );
+        let tp1_on = kv_capacity(&c, 1, &on, 16000).unwrap();
+        let tokens_on = (tp1_on.units - u64::from(on.window_blocks)) * 16;
+        assert!((5e4..2e5).contains(&(tokens_on as f64)), "{tokens_on}");
+        // units: 2 per 16-token block with the hybrid manager off
+        assert!(close(tp1.units as f64, tp1.full_tokens as f64 / 8.0, 0.001));
+        // TP2 / TP4 (collective buffers reserved): 0.98 M / 2.89 M tokens
+        let tp2 = kv_capacity(&c, 2, &off, 16000).unwrap();
+        assert!(
+            close(tp2.full_tokens as f64, 0.976e6, 0.01),
             "{}",
             tp2.full_tokens
         );
-        // units: 2 per 16-token block
-        assert!(close(tp2.units as f64, tp2.full_tokens as f64 / 8.0, 0.001));
-        let tp4 = kv_capacity(&c, 4, &off).unwrap();
+        let tp4 = kv_capacity(&c, 4, &off, 16000).unwrap();
         assert!(
-            close(tp4.full_tokens as f64, 2.8e6, 0.02),
+            close(tp4.full_tokens as f64, 2.89e6, 0.01),
             "{}",
             tp4.full_tokens
         );
-        let e = kv_capacity(&c, 1, &off).unwrap_err().to_string();
-        assert!(e.contains("TP1 on H100") && e.contains("no room"), "{e}");
+        // vLLM refuses a max_model_len the pool cannot hold, with its own message
+        let e = kv_capacity(&c, 1, &off, 131072).unwrap_err().to_string();
+        assert!(
+            e.contains("max seq len (131072)")
+                && e.contains("estimated maximum model length is 44"),
+            "{e}"
+        );
+        // and a GPU with no room left at all
+        let mut small = h100();
+        small.hardware.usable_memory_bytes = 80e9;
+        let e = kv_capacity(&small, 1, &off, 16000).unwrap_err().to_string();
+        assert!(
+            e.contains("No available memory for the cache blocks"),
+            "{e}"
+        );
         let h200 = SimConstants::builtin(GpuKind::H200).unwrap();
-        for (tp, want) in [(1, 0.78e6), (2, 2.5e6), (4, 6.0e6)] {
-            let k = kv_capacity(&h200, tp, &off).unwrap();
+        for (tp, want) in [(1, 0.836e6), (2, 2.56e6), (4, 6.06e6)] {
+            let k = kv_capacity(&h200, tp, &off, 16000).unwrap();
             assert!(
-                close(k.full_tokens as f64, want, 0.03),
+                close(k.full_tokens as f64, want, 0.02),
                 "H200 TP{tp} {}",
                 k.full_tokens
             );
         }
+    }
+
+    #[test]
+    fn expert_parallel_reads_the_busiest_gpus_experts() {
+        // t = 1: the mean, E_d
+        let e1 = expected_max_experts_per_gpu(128, 4, 1, 4);
+        assert!(close(e1, 15.3, 0.02), "{e1}");
+        // 4 GPUs × 32 experts at 4 tokens: mean 3.8 per GPU, the busiest has ≈ 6
+        let e4 = expected_max_experts_per_gpu(128, 4, 4, 4);
+        assert!(e4 > 3.9 && e4 < 8.0, "{e4}");
+        // saturates at 32 for large batches
+        assert!(close(
+            expected_max_experts_per_gpu(128, 4, 4, 4096),
+            32.0,
+            1e-6
+        ));
+        // the EP replica reads more expert bytes per GPU than TP at small batches, the same
+        // at prefill sizes; so its decode step is slower, its prefill step the same
+        let c = h100();
+        let tp = StepModel::new(&c, 4);
+        let ep = StepModel::with_ep(&c, 4, true);
+        assert!(ep.expert_parallel() && !tp.expert_parallel());
+        assert!(ep.expert_bytes_per_gpu_layer(8) > 1.3 * tp.expert_bytes_per_gpu_layer(8));
+        let d_tp = tp.uniform_step(8, 1, 5000, true);
+        let d_ep = ep.uniform_step(8, 1, 5000, true);
+        assert!(d_ep > d_tp && d_ep < 1.3 * d_tp, "{d_ep} vs {d_tp}");
+        let p_tp = tp.uniform_step(1, 5000, 0, true);
+        let p_ep = ep.uniform_step(1, 5000, 0, true);
+        assert!(close(p_ep, p_tp, 0.01), "{p_ep} vs {p_tp}");
     }
 
     #[test]

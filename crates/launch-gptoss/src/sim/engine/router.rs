@@ -1,6 +1,6 @@
 //! Ray Serve routing: `num_routers` independent ingress routers; a request enters through
 //! one picked at random, which does power-of-two choices on the in-flight counts of the
-//! requests **it** sent (SIM_MODEL.md §3). The imperfection desynchronises the bursts of
+//! requests **it** sent (docs/SIMULATOR.md, "Routing"). The imperfection desynchronises the bursts of
 //! a closed loop, as on the real cluster.
 
 /// Small deterministic PRNG (splitmix64), independent of the `rand` crate's versions.

@@ -1,7 +1,13 @@
 //! One engine replica: a vLLM-V1-style scheduler (continuous batching, chunked prefill,
 //! KV blocks with prefix caching by block hashes, preemption by recompute).
 //!
-//! Per step (SIM_MODEL.md §3): walk `running` first (decodes take one token, partial
+//! Prefix caching follows vLLM V1's KV cache manager: a request's full prompt blocks are
+//! published in the cache **when they are scheduled** (`allocate_slots` caches the blocks
+//! the step will compute), so a request admitted later in the same step, or in any later
+//! step, reuses them — the first of many requests sharing a prefix computes it, the others
+//! hit. A hit covers at most `prompt − 1` tokens (the last token is always computed).
+//!
+//! Per step (docs/SIMULATOR.md, "Scheduler"): walk `running` first (decodes take one token, partial
 //! prefills take min(remaining, budget)); if a running sequence cannot grow, preempt the
 //! last-admitted one (its KV is dropped and recomputed later). If nothing was preempted,
 //! admit from `waiting` in FCFS order while budget remains, fewer than `max_num_seqs`
@@ -106,6 +112,7 @@ pub struct Replica {
     pub inflight_xfers: u32,
     /// Seconds added to each step per in-flight transfer.
     pub c_xfer: f64,
+
     pub preemptions: u64,
     pub prefix_hit_tokens: u64,
     pub steps: u64,
@@ -276,6 +283,20 @@ impl Replica {
         self.seq_mut(slot).hashes = hashes;
     }
 
+    /// How many of the first `hits` cached blocks of a sequence nobody references (taking
+    /// them removes them from the evictable pool).
+    fn evictable_hits(&self, slot: u32, hits: u32) -> u64 {
+        if hits == 0 {
+            return 0;
+        }
+        self.seq(slot)
+            .hashes
+            .iter()
+            .take(hits as usize)
+            .filter(|h| self.cache.get(h).is_some_and(|e| e.refs == 0))
+            .count() as u64
+    }
+
     /// Leading prompt blocks present in the prefix cache (at most (prompt−1)/block).
     fn cache_hits(&self, seq: &Seq) -> u32 {
         let max = ((seq.prompt - 1) / self.layout.block_size) as usize;
@@ -307,16 +328,27 @@ impl Replica {
         self.prefix_hit_tokens += u64::from(hits * bs);
     }
 
-    /// After a prompt is fully computed, publish its full blocks in the prefix cache.
-    fn register(&mut self, slot: u32) {
+    /// Publish the sequence's full prompt blocks covering its first `tokens` tokens in the
+    /// prefix cache (vLLM caches the blocks a step will compute when it schedules them).
+    fn register_upto(&mut self, slot: u32, tokens: u32) {
         let u = self.layout.shared_block_units();
         let bs = self.layout.block_size;
-        let hashes = std::mem::take(&mut self.seq_mut(slot).hashes);
-        let (start, prompt) = {
+        let (start, limit) = {
             let s = self.seq(slot);
-            (s.shared as usize, s.prompt)
+            if s.hashes.is_empty() || s.registered {
+                return;
+            }
+            let limit = s
+                .hashes
+                .len()
+                .min((s.prompt / bs) as usize)
+                .min((tokens / bs) as usize);
+            (s.shared as usize, limit)
         };
-        let limit = hashes.len().min((prompt / bs) as usize);
+        if limit <= start {
+            return;
+        }
+        let hashes = std::mem::take(&mut self.seq_mut(slot).hashes);
         let mut moved = 0u64;
         for h in hashes.iter().take(limit).skip(start) {
             match self.cache.get_mut(h) {
@@ -335,11 +367,21 @@ impl Replica {
             }
             moved += u;
         }
+        let full_prompt_blocks = hashes.len().min((self.seq(slot).prompt / bs) as usize);
         let s = self.seq_mut(slot);
         s.hashes = hashes;
         s.units = s.units.saturating_sub(moved);
-        s.shared = limit.max(start) as u32;
-        s.registered = true;
+        s.shared = limit as u32;
+        s.registered = limit >= full_prompt_blocks;
+    }
+
+    /// Prompt tokens a remote-decode sequence needs from its P replica (the prompt minus
+    /// the blocks it found in its own prefix cache).
+    pub fn remote_tokens(&self, slot: u32) -> u32 {
+        match self.slots.get(slot as usize) {
+            Some(Some(s)) => s.prompt.saturating_sub(s.shared * self.layout.block_size),
+            _ => 0,
+        }
     }
 
     fn preempt(&mut self, slot: u32) {
@@ -398,6 +440,7 @@ impl Replica {
             let s = self.seq_mut(slot);
             s.units += need;
             let req = s.req;
+            self.register_upto(slot, computed + n);
             self.plan.push((slot, req, n));
             self.model
                 .add(&mut sums, n, computed, computed + n == target);
@@ -438,11 +481,25 @@ impl Replica {
                     )
                 };
                 if kind == SeqKind::RemoteDecode && computed == 0 {
-                    let need = self.layout.units(prompt);
-                    if need > self.available() {
+                    // blocks found in the local prefix cache are not transferred
+                    let hits = if hashed {
+                        self.cache_hits(self.seq(slot))
+                    } else {
+                        0
+                    };
+                    let u = self.layout.shared_block_units();
+                    let hit_evictable = self.evictable_hits(slot, hits) * u;
+                    let need = self
+                        .layout
+                        .units(prompt)
+                        .saturating_sub(u64::from(hits) * u);
+                    if need + hit_evictable > self.available() {
                         break;
                     }
                     self.waiting.pop_front();
+                    if hits > 0 {
+                        self.take_hits(slot, hits);
+                    }
                     self.allocate(need);
                     let s = self.seq_mut(slot);
                     s.units = need;
@@ -460,17 +517,7 @@ impl Replica {
                 let n = target.saturating_sub(start).min(budget);
                 let need = {
                     let u = self.layout.shared_block_units();
-                    let hit_evictable = if hits > 0 {
-                        let s = self.seq(slot);
-                        s.hashes
-                            .iter()
-                            .take(hits as usize)
-                            .filter(|h| self.cache.get(h).is_some_and(|e| e.refs == 0))
-                            .count() as u64
-                            * u
-                    } else {
-                        0
-                    };
+                    let hit_evictable = self.evictable_hits(slot, hits) * u;
                     let private = self
                         .layout
                         .units(start + n)
@@ -489,6 +536,7 @@ impl Replica {
                 s.units = need.0;
                 s.phase = Phase::Running;
                 let req = s.req;
+                self.register_upto(slot, start + n);
                 self.plan.push((slot, req, n));
                 self.model.add(&mut sums, n, start, start + n == target);
                 self.running.push(slot);
@@ -512,19 +560,11 @@ impl Replica {
             if !live {
                 continue;
             }
-            let (computed, prompt, target, need_register) = {
+            let (computed, target) = {
                 let s = self.seq_mut(slot);
                 s.computed += n;
-                (
-                    s.computed,
-                    s.prompt,
-                    s.prompt + s.generated,
-                    !s.registered && !s.hashes.is_empty(),
-                )
+                (s.computed, s.prompt + s.generated)
             };
-            if need_register && computed >= prompt {
-                self.register(slot);
-            }
             if computed >= target {
                 let s = self.seq_mut(slot);
                 s.generated += 1;
@@ -570,8 +610,10 @@ impl Replica {
             if s.phase == Phase::AwaitingKv {
                 s.phase = Phase::KvReady;
                 s.computed = s.prompt - 1;
+                let prompt = s.prompt;
                 self.awaiting = self.awaiting.saturating_sub(1);
                 self.ready.push_back(slot);
+                self.register_upto(slot, prompt);
             }
         }
     }

@@ -2,7 +2,7 @@
 //! in-flight transfers, optionally capped per transfer) plus per-pair handshake state.
 //!
 //! Transfer time = handshake wait (cold pair) + τ + hetero_τ (P TP ≠ D TP) + bytes/rate,
-//! where the rate changes as transfers join and leave the link (SIM_MODEL.md §3).
+//! where the rate changes as transfers join and leave the link (docs/SIMULATOR.md, "Paths and delays").
 
 use super::SimTime;
 
