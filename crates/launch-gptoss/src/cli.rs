@@ -140,6 +140,12 @@ pub enum Command {
     /// Run the simulated cluster's server in this process (used by `--backend sim`).
     #[command(hide = true)]
     ServeSim(ServeSimArgs),
+    /// Measure the KV link first: a NIXL transfer micro-benchmark between the cluster's
+    /// nodes (pack and spread, UCX and libfabric, P/D TP shapes, block sizes), run on the
+    /// cluster as a Ray job, or the simulated link's figures (--backend sim). Prints bandwidth
+    /// and latency per configuration and writes a result file (`viz --probe FILE`).
+    #[command(after_help = crate::cli_probe::PROBE_EXAMPLES)]
+    Probe(crate::cli_probe::ProbeArgs),
     /// Compare the simulator (virtual time) with real results, config by config.
     #[command(
         after_help = "Examples:\n  launch-gptoss sim-calibrate --markdown docs/sim-calibration.md\n  launch-gptoss sim-calibrate --seed 3 --sim-config my.toml --out /tmp/cal"
@@ -444,6 +450,9 @@ impl LaunchArgs {
         };
         spec.validate(node_size)
             .map_err(|e| UsageError(format!("invalid deployment: {e}")))?;
+        if self.use_libfabric && self.backend == Backend::Ray {
+            tracing::warn!("{}", crate::ray::env::LIBFABRIC_WARNING);
+        }
         if self.verbose && !self.engine_debug {
             tracing::warn!(
                 "--verbose turns on vLLM/NIXL debug logging in the deployment (as the seed's \

@@ -9,13 +9,17 @@
 //!   signals during blocking waits.
 //! * [`ray`]: the real backend (Ray Serve LLM + vLLM + NIXL over Ray's Serve REST API).
 //! * [`sim`]: the embedded simulated cluster (engine, server, daemon management).
+//! * [`probe`]: `launch-gptoss probe`, a NIXL transfer micro-benchmark run as a Ray job
+//!   (or the simulated link's figures).
 
 pub mod app;
 pub mod backend;
 pub mod cli;
+pub mod cli_probe;
 pub mod error;
 pub mod interrupt;
 pub mod options;
+pub mod probe;
 pub mod ray;
 pub mod record;
 pub mod sim;

@@ -12,6 +12,7 @@
 //! * [`manifest`]: the experiment manifest written into every result directory.
 //! * [`requests`]: the per-request CSV written next to every sweep point.
 //! * [`naming`]: result directory and file names.
+//! * [`probe`]: the NIXL transfer probe's result file.
 //! * [`label`]: parser for the configuration labels found in legacy directory names.
 //! * [`fsutil`]: atomic file writes.
 //! * [`url`]: base URLs of the endpoints the tools talk to (one parser for every tool).
@@ -34,6 +35,7 @@ pub mod http;
 pub mod label;
 pub mod manifest;
 pub mod naming;
+pub mod probe;
 pub mod requests;
 pub mod result;
 pub mod url;
