@@ -23,7 +23,7 @@ pub enum AppError {
     #[error(transparent)]
     Record(#[from] RecordError),
     #[error(transparent)]
-    Probe(#[from] crate::probe::ProbeError),
+    Probe(Box<crate::probe::ProbeError>),
     #[error("reading deployment record {}", path.display())]
     ReadRecord {
         path: std::path::PathBuf,
@@ -106,6 +106,7 @@ fn probe(args: &crate::cli_probe::ProbeArgs) -> Result<i32, AppError> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let opts = args.options(command)?;
+    let probe_err = |e| AppError::Probe(Box::new(e));
     if opts.backends.contains(&pd_common::NixlBackend::Libfabric)
         && matches!(opts.target, crate::probe::ProbeTarget::Ray(_))
     {
@@ -114,7 +115,7 @@ fn probe(args: &crate::cli_probe::ProbeArgs) -> Result<i32, AppError> {
              zeroed or corrupted blocks show up in the 'data' column"
         );
     }
-    match crate::probe::run(&opts)? {
+    match crate::probe::run(&opts).map_err(probe_err)? {
         crate::probe::ProbeOutcome::DryRun { report, program } => {
             use std::io::Write;
             let _ = std::io::stderr().lock().write_all(report.as_bytes());

@@ -5,6 +5,7 @@ mod doc_commands;
 mod e2e_pipeline;
 mod faults;
 mod module_graph;
+mod probe;
 mod ray_cli;
 mod ray_common;
 mod ray_flow;
