@@ -9,7 +9,7 @@ use pd_common::deployment::NixlBackend;
 use pd_common::probe::{parse_bytes, Placement, ProbeMemory};
 use pd_common::url::BaseUrl;
 
-use crate::cli::{Backend, GpuArg, Network};
+use crate::cli_values::{Backend, GpuArg, Network};
 use crate::error::UsageError;
 use crate::probe::options::{parse_shape, ProbeOptions, ProbeTarget, RayProbe, SimProbe};
 

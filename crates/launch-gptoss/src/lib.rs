@@ -16,6 +16,7 @@ pub mod app;
 pub mod backend;
 pub mod cli;
 pub mod cli_probe;
+pub mod cli_values;
 pub mod error;
 pub mod interrupt;
 pub mod options;

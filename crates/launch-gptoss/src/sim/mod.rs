@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod calibrate;
 pub mod engine;
+pub mod fault;
 pub mod identity;
 pub mod lag;
 pub mod metrics;

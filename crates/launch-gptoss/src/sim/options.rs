@@ -28,6 +28,8 @@ pub struct SimOptions {
     pub foreground: bool,
     /// `UCX_TLS` of the caller (`tcp` makes the simulated KV network TCP).
     pub ucx_tls: Option<String>,
+    /// A fault injected on purpose (`--sim-fault`).
+    pub fault: Option<super::fault::SimFault>,
     /// Longest wait for the background simulator to answer (it needs well under a second).
     pub ready_cap: Duration,
     /// SIGTERM grace period of `shutdown` before SIGKILL.
@@ -46,6 +48,7 @@ impl Default for SimOptions {
             sim_config: None,
             foreground: false,
             ucx_tls: None,
+            fault: None,
             ready_cap: Duration::from_secs(30),
             stop_grace: Duration::from_secs(5),
         }

@@ -16,3 +16,4 @@ mod sim_engine;
 mod sim_engine_calibration;
 mod sim_http;
 mod sim_process;
+mod sim_text;
