@@ -27,6 +27,9 @@ pub fn init(level: LevelFilter) {
         .with_writer(std::io::stderr)
         .without_time()
         .with_target(false)
+        // A broken stderr (a dropped ssh session, `2>&-` into a closed pipe) must not
+        // turn into a panic: the subscriber would otherwise `eprintln!` its write errors.
+        .log_internal_errors(false)
         .try_init();
 }
 

@@ -15,6 +15,7 @@
 //! * [`probe`]: the NIXL transfer probe's result file.
 //! * [`label`]: parser for the configuration labels found in legacy directory names.
 //! * [`fsutil`]: atomic file writes.
+//! * [`redact`]: keeping secrets out of recorded commands and environments.
 //! * [`url`]: base URLs of the endpoints the tools talk to (one parser for every tool).
 //! * [`exit`]: the exit-code table shared by all tools.
 //! * `diag` (feature `cli`): one diagnostics channel for the tools' binaries.
@@ -36,6 +37,7 @@ pub mod label;
 pub mod manifest;
 pub mod naming;
 pub mod probe;
+pub mod redact;
 pub mod requests;
 pub mod result;
 pub mod url;

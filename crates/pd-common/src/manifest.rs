@@ -19,16 +19,30 @@ use crate::workload::{SweepKind, Workload};
 /// Format version written into every manifest.
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
 
-/// Environment variable name prefixes recorded in manifests and deployment records.
-pub const RECORDED_ENV_PREFIXES: [&str; 7] =
-    ["UCX_", "NIXL_", "FI_", "VLLM_", "NCCL_", "RAY_", "PD_LAB_"];
+/// Environment variable name prefixes recorded in manifests and deployment records (an
+/// allowlist: only variables known to shape a run are recorded).
+pub const RECORDED_ENV_PREFIXES: [&str; 10] = [
+    "UCX_", "NIXL_", "FI_", "VLLM_", "NCCL_", "RAY_", "PD_LAB_", "CUDA_", "TORCH_", "GLOO_",
+];
 /// Exact environment variable names also recorded.
-pub const RECORDED_ENV_NAMES: [&str; 3] = ["CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "RUST_LOG"];
+pub const RECORDED_ENV_NAMES: [&str; 3] = ["LD_LIBRARY_PATH", "RUST_LOG", "OMP_NUM_THREADS"];
 
-/// Environment variables that matter for reproducibility (never secrets: names
-/// containing KEY, TOKEN, SECRET or PASSWORD are skipped).
+/// Environment variables that matter for reproducibility: the allowlist above, minus any
+/// name that looks secret ([`crate::redact::is_secret_name`]: KEY, TOKEN, SECRET, PASSWORD,
+/// PASSWD, AUTH, CREDENTIAL, COOKIE, …), with URL user-info in values redacted.
 pub fn capture_env() -> BTreeMap<String, String> {
-    capture_env_from(std::env::vars())
+    capture_env_from(
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into_owned()))),
+    )
+}
+
+/// Whether an environment variable of this name is recorded.
+pub fn is_recorded_env(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    let wanted = RECORDED_ENV_PREFIXES.iter().any(|p| upper.starts_with(p))
+        || RECORDED_ENV_NAMES.contains(&upper.as_str());
+    wanted && !crate::redact::is_secret_name(&upper)
 }
 
 /// [`capture_env`] over an explicit list of variables.
@@ -36,16 +50,23 @@ pub fn capture_env_from(
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> BTreeMap<String, String> {
     vars.into_iter()
-        .filter(|(k, _)| {
-            let upper = k.to_ascii_uppercase();
-            let wanted = RECORDED_ENV_PREFIXES.iter().any(|p| upper.starts_with(p))
-                || RECORDED_ENV_NAMES.contains(&upper.as_str());
-            let secret = ["KEY", "TOKEN", "SECRET", "PASSWORD"]
-                .iter()
-                .any(|s| upper.contains(s));
-            wanted && !secret
-        })
+        .filter(|(k, _)| is_recorded_env(k))
+        .map(|(k, v)| (k, crate::redact::redact_value(&v, &[])))
         .collect()
+}
+
+/// A deployment record made safe to copy into a manifest: its environment filtered like
+/// [`capture_env`], URL user-info and secret-looking flag values redacted in its URL and
+/// command.
+pub fn sanitize_record(record: &DeploymentRecord) -> DeploymentRecord {
+    let mut r = record.clone();
+    r.base_url = crate::redact::redact_value(&r.base_url, &[]);
+    r.command = crate::redact::redact_argv(&r.command, &[]);
+    r.env = capture_env_from(std::mem::take(&mut r.env));
+    if let crate::deployment::StopHandle::Ray { address, .. } = &mut r.stop {
+        *address = crate::redact::redact_value(address, &[]);
+    }
+    r
 }
 
 /// The machine the client ran on.
@@ -140,13 +161,14 @@ impl ExperimentManifest {
         }
     }
 
-    /// Write atomically (pretty JSON).
+    /// Write atomically (pretty JSON), not world-readable: a manifest records the client
+    /// host, commands and environment ([`fsutil::MODE_RESTRICTED`]).
     pub fn write(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(|source| Error::Json {
             path: path.to_path_buf(),
             source,
         })?;
-        fsutil::write_atomic(path, text.as_bytes())
+        fsutil::write_atomic_restricted(path, text.as_bytes())
     }
 
     /// Add or replace the entry of a point (same file name).
@@ -171,12 +193,28 @@ mod tests {
             ("HOME".to_string(), "/root".to_string()),
             ("VLLM_API_KEY".to_string(), "s3cret".to_string()),
             ("OPENAI_API_KEY".to_string(), "s3cret".to_string()),
+            ("UCX_PASSWD".to_string(), "s3cret".to_string()),
+            ("NIXL_AUTH_MODE".to_string(), "s3cret".to_string()),
+            ("RAY_CREDENTIALS_FILE".to_string(), "s3cret".to_string()),
+            ("MY_PASSWORD".to_string(), "s3cret".to_string()),
+            (
+                "RAY_ADDRESS".to_string(),
+                "http://admin:s3cret@head:8265".to_string(),
+            ),
+            ("CUDA_VISIBLE_DEVICES".to_string(), "0,1".to_string()),
         ];
         let env = capture_env_from(vars);
         assert_eq!(
             env.keys().collect::<Vec<_>>(),
-            vec!["NIXL_LOG_LEVEL", "UCX_TLS"]
+            vec![
+                "CUDA_VISIBLE_DEVICES",
+                "NIXL_LOG_LEVEL",
+                "RAY_ADDRESS",
+                "UCX_TLS"
+            ]
         );
+        assert_eq!(env["RAY_ADDRESS"], "http://***@head:8265");
+        assert!(!format!("{env:?}").contains("s3cret"));
     }
 
     #[test]

@@ -142,6 +142,35 @@ impl BaseUrl {
         format!("{self}{sep}{path}")
     }
 
+    /// The URL as usually written: the port left out when it is the scheme's default
+    /// (80 for `http://`, 443 for `https://`), so a `Host` header or a recorded URL looks
+    /// the way users write it.
+    pub fn plain(&self) -> String {
+        let default = match self.scheme {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        };
+        if self.port != default {
+            return self.to_string();
+        }
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{}://{host}{}", self.scheme.as_str(), self.prefix)
+    }
+
+    /// Whether `self` and `other` name the same endpoint: same scheme, port and path
+    /// prefix, and the same host, counting every loopback name (`localhost`,
+    /// `127.0.0.1`, `::1`) as this machine.
+    pub fn same_endpoint(&self, other: &BaseUrl) -> bool {
+        self.scheme == other.scheme
+            && self.port == other.port
+            && self.prefix == other.prefix
+            && (self.host == other.host || (self.is_loopback() && other.is_loopback()))
+    }
+
     /// Whether the host is a loopback address or `localhost`.
     pub fn is_loopback(&self) -> bool {
         self.host == "localhost"
@@ -215,6 +244,27 @@ mod tests {
             u.join("/v1/models"),
             "https://example.org:443/llm/v1/models"
         );
+        assert_eq!(u.plain(), "https://example.org/llm");
+        assert_eq!(
+            BaseUrl::parse("http://h:80", 8000).unwrap().plain(),
+            "http://h"
+        );
+        assert_eq!(BaseUrl::parse("h", 8000).unwrap().plain(), "http://h:8000");
+        assert_eq!(
+            BaseUrl::parse("https://[::1]:443", 80).unwrap().plain(),
+            "https://[::1]"
+        );
+        let same = |a: &str, b: &str| {
+            BaseUrl::parse(a, 80)
+                .unwrap()
+                .same_endpoint(&BaseUrl::parse(b, 80).unwrap())
+        };
+        assert!(same("http://localhost:8000/", "127.0.0.1:8000"));
+        assert!(same("https://[::1]:9/x", "https://localhost:9/x"));
+        assert!(!same("http://localhost:8000", "https://localhost:8000"));
+        assert!(!same("http://localhost:8000", "http://localhost:8001"));
+        assert!(!same("http://h:1/a", "http://h:1/b"));
+        assert!(!same("http://h1:1", "http://h2:1"));
         let u = BaseUrl::parse("http://[::1]:9", 80).unwrap();
         assert_eq!(
             (u.host.as_str(), u.authority()),

@@ -8,6 +8,11 @@
 //! delta, then content deltas). It counts requests and the peak number of requests in
 //! flight, and with `keep_bodies` records every completion request as it arrived (path,
 //! headers, raw body) so tests can assert the bytes on the wire.
+//!
+//! For fault tests it can also misbehave (see [`crate::faults`] for ready-made replies):
+//! never answer ([`Reply::Hang`]), stream an endless unterminated SSE line
+//! ([`Reply::Flood`]), impersonate another server (extra headers, a `/version` body), and
+//! die at once with every connection ([`FakeServer::kill`]).
 
 use std::convert::Infallible;
 use std::io;
@@ -61,6 +66,11 @@ pub enum Reply {
     },
     /// A generated token stream.
     Generate(GenSpec),
+    /// Accept the request and never answer (no headers, no body).
+    Hang,
+    /// Answer 200 and stream `data: ` followed by `bytes` bytes without any newline (an
+    /// SSE line that never ends), in 64 KiB frames.
+    Flood { bytes: u64 },
 }
 
 /// What the script sees of a request.
@@ -111,11 +121,51 @@ pub struct ServerStats {
     pub max_model_len: AtomicU64,
 }
 
+/// Everything a fake server can be started with.
+#[derive(Clone)]
+pub struct FakeOptions {
+    /// Served model name (`/v1/models`).
+    pub model: String,
+    pub script: Script,
+    /// Keep completion requests in [`ServerStats::bodies`] and [`ServerStats::recorded`].
+    pub keep_bodies: bool,
+    /// `max_model_len` reported by `/v1/models` and `/tokenize` (0: not reported; it can
+    /// also be changed while running through [`ServerStats::max_model_len`]).
+    pub max_model_len: u64,
+    /// Headers added to every response (e.g. `x-pd-lab-backend: sim` to impersonate
+    /// the simulator).
+    pub headers: Vec<(String, String)>,
+    /// Body of `GET /version`.
+    pub version: serde_json::Value,
+}
+
+impl FakeOptions {
+    pub fn new(model: &str, script: Script) -> Self {
+        FakeOptions {
+            model: model.to_string(),
+            script,
+            keep_bodies: false,
+            max_model_len: 0,
+            headers: vec![],
+            version: serde_json::json!({"version": "fake-0"}),
+        }
+    }
+
+    /// Answer like the pd-lab simulator serving deployment `label`.
+    pub fn like_simulator(mut self, label: &str) -> Self {
+        self.headers
+            .push(("x-pd-lab-backend".to_string(), "sim".to_string()));
+        self.version = serde_json::json!({"version": "fake-0", "server": "pd-lab-sim", "backend": "sim", "label": label});
+        self
+    }
+}
+
 /// A running fake server (stops accepting when dropped).
 pub struct FakeServer {
     pub addr: SocketAddr,
     pub stats: Arc<ServerStats>,
     accept: JoinHandle<()>,
+    killed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Drop for FakeServer {
@@ -148,6 +198,40 @@ impl FakeServer {
         script: Script,
         keep_bodies: bool,
     ) -> io::Result<Self> {
+        let mut opts = FakeOptions::new(model, script);
+        opts.keep_bodies = keep_bodies;
+        Self::start_with(addr, opts).await
+    }
+
+    /// Like a crashed server: stop listening (the port refuses connections) and drop
+    /// every open connection at once, mid-stream or not.
+    pub fn kill(&self) {
+        self.killed.send_replace(true);
+    }
+
+    /// Start on `addr` with every option.
+    pub async fn start_with(addr: SocketAddr, opts: FakeOptions) -> io::Result<Self> {
+        let FakeOptions {
+            model,
+            script,
+            keep_bodies,
+            max_model_len,
+            headers,
+            version,
+        } = opts;
+        let extra = Arc::new(ExtraResponse {
+            headers: headers
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    Some((
+                        hyper::header::HeaderName::from_bytes(k.as_bytes()).ok()?,
+                        hyper::header::HeaderValue::from_str(&v).ok()?,
+                    ))
+                })
+                .collect(),
+            version: version.to_string(),
+        });
+        let killed = Arc::new(tokio::sync::watch::channel(false).0);
         // A deep accept backlog: thousands of clients connect at once in benchmarks.
         let socket = if addr.is_ipv4() {
             tokio::net::TcpSocket::new_v4()?
@@ -159,29 +243,50 @@ impl FakeServer {
         let listener: TcpListener = socket.listen(16_384)?;
         let addr = listener.local_addr()?;
         let stats = Arc::new(ServerStats::default());
+        stats.max_model_len.store(max_model_len, Ordering::SeqCst);
         let st = stats.clone();
         let model = Arc::new(model.to_string());
+        let kill_rx = killed.subscribe();
         let accept = tokio::spawn(async move {
+            let mut kill_accept = kill_rx.clone();
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = kill_accept.wait_for(|k| *k) => return,
+                };
+                let Ok((stream, _)) = accepted else {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let (script, stats, model) = (script.clone(), st.clone(), model.clone());
+                let (script, stats, model, extra) =
+                    (script.clone(), st.clone(), model.clone(), extra.clone());
+                let mut kill_conn = kill_rx.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
-                        handle(
+                        let extra = extra.clone();
+                        let fut = handle(
                             req,
                             script.clone(),
                             stats.clone(),
                             model.clone(),
                             keep_bodies,
-                        )
+                            extra.clone(),
+                        );
+                        async move {
+                            let mut resp = fut.await?;
+                            for (k, v) in &extra.headers {
+                                resp.headers_mut().insert(k.clone(), v.clone());
+                            }
+                            Ok::<_, Infallible>(resp)
+                        }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = kill_conn.wait_for(|k| *k) => {}
+                    }
                 });
             }
         });
@@ -189,8 +294,15 @@ impl FakeServer {
             addr,
             stats,
             accept,
+            killed,
         })
     }
+}
+
+/// What every response of a server gets.
+struct ExtraResponse {
+    headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
+    version: String,
 }
 
 struct InFlight(Arc<ServerStats>);
@@ -243,6 +355,7 @@ async fn handle(
     stats: Arc<ServerStats>,
     model: Arc<String>,
     keep_bodies: bool,
+    extra: Arc<ExtraResponse>,
 ) -> Result<Response<ChannelBody>, Infallible> {
     let path = req.uri().path().to_string();
     match (req.method().as_str(), path.as_str()) {
@@ -256,7 +369,7 @@ async fn handle(
             let body = serde_json::json!({"object": "list", "data": [entry]});
             return Ok(fixed(StatusCode::OK, body.to_string()));
         }
-        ("GET", "/version") => return Ok(fixed(StatusCode::OK, r#"{"version":"fake-0"}"#.into())),
+        ("GET", "/version") => return Ok(fixed(StatusCode::OK, extra.version.clone())),
         ("POST", "/tokenize") => {
             let bytes = req
                 .into_body()
@@ -368,6 +481,27 @@ async fn handle(
         }
         Reply::Generate(spec) => {
             tokio::spawn(generate(tx, start, spec, info, guard));
+        }
+        Reply::Hang => {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        }
+        Reply::Flood { bytes } => {
+            tokio::spawn(async move {
+                let _guard = guard;
+                if tx.send(Ok(Bytes::from_static(b"data: "))).await.is_err() {
+                    return;
+                }
+                let frame = Bytes::from(vec![b'a'; 64 * 1024]);
+                let mut left = bytes;
+                while left > 0 {
+                    let n = left.min(frame.len() as u64) as usize;
+                    if tx.send(Ok(frame.slice(..n))).await.is_err() {
+                        return;
+                    }
+                    left -= n as u64;
+                }
+            });
         }
     }
     let mut resp = Response::new(ChannelBody { rx });

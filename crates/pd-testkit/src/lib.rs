@@ -4,11 +4,13 @@
 //! * [`process`]: child-process guards, pid checks, polling.
 //! * [`net`]: free ports and a minimal HTTP/1.1 client for asserting on responses.
 //! * [`fake_openai`]: a scripted OpenAI-compatible server (also used by benchmarks).
+//! * [`faults`]: misbehaving-server replies for fault tests.
 //! * [`fake_ray`]: a fake Ray dashboard + Serve endpoint.
 //! * [`tls`]: a TLS front with a self-signed certificate made on the spot.
 
 pub mod fake_openai;
 pub mod fake_ray;
+pub mod faults;
 pub mod fixtures;
 pub mod net;
 pub mod process;

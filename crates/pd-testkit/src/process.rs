@@ -57,6 +57,50 @@ impl ChildGuard {
     }
 }
 
+impl ChildGuard {
+    /// Like [`ChildGuard::wait_timeout`], plus the peak resident memory of this child
+    /// alone, bytes (`wait4`; `getrusage(RUSAGE_CHILDREN)` would mix in every other child
+    /// the test process has waited for, e.g. of tests running in parallel).
+    #[allow(clippy::zombie_processes)] // reaped by wait4, or killed and waited for
+    pub fn wait_timeout_peak_rss(
+        &mut self,
+        timeout: Duration,
+    ) -> (ExitStatus, String, String, u64) {
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = self.0.take().expect("child already waited for");
+        let pid = child.id() as libc::pid_t;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut raw = 0;
+            // SAFETY: wait4 writes into a valid status int and a zeroed rusage.
+            let (r, usage) = unsafe {
+                let mut u: libc::rusage = std::mem::zeroed();
+                (libc::wait4(pid, &mut raw, libc::WNOHANG, &mut u), u)
+            };
+            if r == pid {
+                let mut out = String::new();
+                let mut err = String::new();
+                use std::io::Read;
+                if let Some(mut s) = child.stdout.take() {
+                    s.read_to_string(&mut out).ok();
+                }
+                if let Some(mut s) = child.stderr.take() {
+                    s.read_to_string(&mut err).ok();
+                }
+                // ru_maxrss is in KiB on Linux.
+                let rss = u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024;
+                return (ExitStatus::from_raw(raw), out, err, rss);
+            }
+            if r < 0 || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("child did not exit within {timeout:?} (wait4 returned {r})");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         if let Some(mut c) = self.0.take() {

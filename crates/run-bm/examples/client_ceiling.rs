@@ -82,25 +82,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// Raise the soft open-files limit to the hard limit; returns the new soft limit.
-#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
-fn raise_nofile() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain libc calls with a valid pointer to a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 1024;
-        }
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-    }
-    lim.rlim_cur as u64
-}
-
 /// CPU seconds (user + system) of this process or of its waited-for children.
 fn cpu_seconds(who: i32) -> f64 {
     // SAFETY: getrusage writes into a zeroed local struct.
@@ -158,7 +139,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let nofile = raise_nofile();
+    let nofile = run_bm::limits::raise_nofile_limit().map_or(1024, |l| l.soft);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -250,6 +231,7 @@ async fn run_one(a: &Args, streams: u64, child_mode: bool) -> Result<String, Str
         continuous_usage: true,
         grace: Duration::from_secs(1),
         request_id_prefix: "ceiling-".into(),
+        expect_full_output: true,
     });
     let plan = PointPlan {
         num_prompts: streams,

@@ -342,6 +342,12 @@ pub enum StreamError {
     Json { detail: String, excerpt: String },
     #[error("server sent an error event: {0}")]
     ErrorEvent(String),
+    #[error(transparent)]
+    Oversized(#[from] crate::sse::Oversized),
+    #[error(
+        "the server sent more than {limit} chunks (far more than max_tokens): stream abandoned"
+    )]
+    TooManyChunks { limit: usize },
 }
 
 /// Timing and token record of one streamed request.
@@ -367,6 +373,11 @@ pub struct StreamRecorder {
     pub text: Option<String>,
     /// Print new text to stdout as it arrives (smoke test).
     pub echo: bool,
+    /// Most chunk events accepted (bounds the memory a runaway stream can take).
+    pub max_chunks: usize,
+    /// Tokens the response must carry (`max_tokens` sent with `ignore_eos`): a stream
+    /// that reports fewer is incomplete. `None`: no such check.
+    pub expect_tokens: Option<u64>,
 }
 
 impl StreamRecorder {
@@ -383,12 +394,21 @@ impl StreamRecorder {
             prompt_tokens: None,
             text: keep_text.then(String::new),
             echo: false,
+            max_chunks: expected_chunks.saturating_mul(2).saturating_add(1024),
+            expect_tokens: None,
         }
     }
 
     /// Number of chunk events so far.
     pub fn chunks(&self) -> usize {
         self.chunks.len()
+    }
+
+    /// Output tokens the server said it sent: its final usage, else its running usage;
+    /// `None` when it reported no usage at all.
+    pub fn reported_tokens(&self) -> Option<u64> {
+        self.completion_tokens
+            .or(self.continuous_usage.then_some(self.running_tokens))
     }
 
     /// Handle one SSE payload received at `t`.
@@ -410,6 +430,11 @@ impl StreamRecorder {
             return Err(StreamError::ErrorEvent(err));
         }
         if info.n_choices > 0 {
+            if self.chunks.len() >= self.max_chunks {
+                return Err(StreamError::TooManyChunks {
+                    limit: self.max_chunks,
+                });
+            }
             let gap = match self.last {
                 None => {
                     self.first = Some(t);

@@ -36,8 +36,10 @@ with one conc<C>.json, rr<R>.json or conc<C>_rr<R>.json (a rate capped at C requ
 flight) per point (vllm-bench-serve format), <point>.requests.csv and manifest.json.
 When a deployment record exists (.pd-lab/deployment.toml or $PD_LAB_DEPLOYMENT, written
 by launch-gptoss), the base URL, model name, label and GPU count come from it unless
-given on the command line. Logs: RUST_LOG=run_bm=debug. Ctrl-C stops sending, waits
---grace seconds for in-flight requests, writes the partial point and exits with 130.";
+given on the command line. Logs: -v/-q or RUST_LOG=run_bm=debug. Ctrl-C, SIGTERM and
+SIGHUP stop sending, wait --grace seconds for in-flight requests, write the partial point
+(marked interrupted) and exit with 130, 143 or 129. Exit codes: 0 ok, 1 failed, 2 usage
+error or refusal, 3 completed with failed requests (docs/RELIABILITY.md).";
 
 /// Sweep type (`-t`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -184,6 +186,10 @@ fn positive_f64(s: &str) -> Result<f64, String> {
 
 fn seconds(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
+        Ok(v) if v > crate::limits::MAX_SECONDS => Err(format!(
+            "'{s}' seconds is more than the largest accepted ({} s, 30 days)",
+            crate::limits::MAX_SECONDS
+        )),
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("'{s}' is not a positive number of seconds")),
     }
@@ -191,8 +197,24 @@ fn seconds(s: &str) -> Result<f64, String> {
 
 fn non_negative_seconds(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
+        Ok(v) if v > crate::limits::MAX_SECONDS => Err(format!(
+            "'{s}' seconds is more than the largest accepted ({} s, 30 days)",
+            crate::limits::MAX_SECONDS
+        )),
         Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("'{s}' is not a number of seconds ≥ 0")),
+    }
+}
+
+/// Whole seconds ≥ 0, at most 30 days (`--ready-check-timeout-sec`, as vLLM's integer).
+fn whole_seconds(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(v) if v as f64 > crate::limits::MAX_SECONDS => Err(format!(
+            "'{s}' seconds is more than the largest accepted ({} s, 30 days)",
+            crate::limits::MAX_SECONDS
+        )),
+        Ok(v) => Ok(v),
+        Err(_) => Err(format!("'{s}' is not a whole number of seconds ≥ 0")),
     }
 }
 
@@ -333,16 +355,18 @@ pub struct Cli {
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
 
-    /// Per-request timeout, seconds.
-    #[arg(long, default_value = "21600", value_parser = seconds)]
+    /// Per-request timeout, seconds (a hang guard, not a measurement bound: a request
+    /// that is still streaming is also failed by --stall-timeout when no byte comes).
+    #[arg(long, default_value = "3600", value_parser = seconds)]
     pub timeout: f64,
 
     /// Unmeasured requests sent before each point.
     #[arg(long, default_value = "0", alias = "num-warmups")]
     pub warmup: u64,
 
-    /// Skip points whose result file already exists.
-    #[arg(long)]
+    /// Skip points already done (their result file exists, is complete and has a
+    /// successful request); interrupted or entirely failed points are run again.
+    #[arg(long, conflicts_with = "overwrite")]
     pub resume: bool,
 
     /// Deployment record to read [default: $PD_LAB_DEPLOYMENT, else .pd-lab/deployment.toml].
@@ -380,7 +404,7 @@ pub struct Cli {
     #[arg(long)]
     pub endpoint: Option<String>,
 
-    /// After Ctrl-C, seconds in-flight requests may still finish.
+    /// After Ctrl-C, SIGTERM or SIGHUP, seconds in-flight requests may still finish.
     #[arg(long, default_value = "5", value_parser = non_negative_seconds)]
     pub grace: f64,
 
@@ -417,6 +441,7 @@ pub struct Cli {
         long,
         default_value = "0",
         value_name = "N",
+        value_parser = whole_seconds,
         help_heading = "Connection"
     )]
     pub ready_check_timeout_sec: u64,
@@ -575,6 +600,20 @@ pub struct Cli {
     pub no_trust_remote_code: bool,
     #[arg(long, hide = true, overrides_with = "no_progress")]
     pub no_disable_tqdm: bool,
+
+    /// Write into a result directory that holds results of another experiment (deployment,
+    /// endpoint, model, workload or dataset); the old files are moved to
+    /// <result-dir>/.replaced-<time>/ first.
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// Fail a streaming request when no byte arrives for this many seconds (after the
+    /// response started; 0 = never).
+    #[arg(long, default_value = "300", value_parser = non_negative_seconds)]
+    pub stall_timeout: f64,
+
+    #[command(flatten)]
+    pub verbosity: clap_verbosity_flag::Verbosity<clap_verbosity_flag::WarnLevel>,
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::tls::{client_config, TlsOptions};
 use crate::chunk::{error_message, StreamError, StreamRecorder};
 use crate::sse::SseParser;
 use pd_common::bench::{Failure, FailureKind};
+use pd_common::diag::error_chain;
 
 /// Largest error body read from a non-200 response.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -63,7 +64,9 @@ impl RequestError {
     /// A failure inside a 200 stream.
     fn stream(e: StreamError) -> Self {
         let kind = match e {
-            StreamError::Json { .. } => FailureKind::Malformed,
+            StreamError::Json { .. }
+            | StreamError::Oversized(_)
+            | StreamError::TooManyChunks { .. } => FailureKind::Malformed,
             StreamError::ErrorEvent(_) => FailureKind::ErrorEvent,
         };
         RequestError::new(kind, 200, e.to_string())
@@ -73,21 +76,6 @@ impl RequestError {
     pub fn into_failure(self) -> Failure {
         Failure::new(self.kind, self.message)
     }
-}
-
-/// Full text of an error and its sources.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(src) = cur {
-        let t = src.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = src.source();
-    }
-    s
 }
 
 /// How the client talks to the server besides the URL.
@@ -109,6 +97,16 @@ pub struct HttpClient {
     completions: Uri,
     auth: Option<HeaderValue>,
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// No byte of a streaming body for this long fails the request (`Stalled`).
+    stall_timeout: Option<Duration>,
+}
+
+/// A `GET` answer.
+#[derive(Debug, Clone)]
+pub struct GetResponse {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
 }
 
 impl HttpClient {
@@ -125,9 +123,13 @@ impl HttpClient {
         )
     }
 
-    /// The client of a run (URL, endpoint, key, headers, TLS of the configuration).
+    /// The client of a run (URL, endpoint, key, headers, TLS and stall timeout of the
+    /// configuration).
     pub fn for_config(cfg: &crate::config::RunConfig) -> Result<Self, ClientError> {
-        Self::with_options(&cfg.base_url, &cfg.endpoint, &cfg.client_options())
+        Ok(
+            Self::with_options(&cfg.base_url, &cfg.endpoint, &cfg.client_options())?
+                .with_stall_timeout(cfg.stall_timeout),
+        )
     }
 
     /// The client with all its options.
@@ -140,33 +142,14 @@ impl HttpClient {
             url: pd_common::url::redact_userinfo(base_url),
             reason: reason.to_string(),
         };
-        let trimmed = base_url.trim();
-        if !trimmed.contains("://") {
-            return Err(bad(
-                "must start with http:// or https://, e.g. http://127.0.0.1:8000",
-            ));
-        }
-        let parsed = BaseUrl::parse(trimmed, 80).map_err(|e| bad(&e.to_string()))?;
+        let parsed = BaseUrl::parse(base_url, 80).map_err(|e| match e {
+            pd_common::Error::Invalid { message, .. } => bad(message
+                .split_once("': ")
+                .map_or(message.as_str(), |(_, reason)| reason)),
+            other => bad(&other.to_string()),
+        })?;
         // The base as written, without a default port (so the Host header is plain).
-        let default_port = match parsed.scheme {
-            pd_common::url::Scheme::Http => 80,
-            pd_common::url::Scheme::Https => 443,
-        };
-        let host = if parsed.host.contains(':') {
-            format!("[{}]", parsed.host)
-        } else {
-            parsed.host.clone()
-        };
-        let base = if parsed.port == default_port {
-            format!("{}://{host}{}", parsed.scheme.as_str(), parsed.prefix)
-        } else {
-            format!(
-                "{}://{host}:{}{}",
-                parsed.scheme.as_str(),
-                parsed.port,
-                parsed.prefix
-            )
-        };
+        let base = parsed.plain();
         let api_key = opts.api_key.as_deref();
         let endpoint = if endpoint.starts_with('/') {
             endpoint.to_string()
@@ -218,7 +201,15 @@ impl HttpClient {
             completions,
             auth,
             headers,
+            stall_timeout: None,
         })
+    }
+
+    /// Fail a streaming request when no byte of its body arrives for `stall` (after the
+    /// response headers; waiting for them is bounded by the request timeout).
+    pub fn with_stall_timeout(mut self, stall: Option<Duration>) -> Self {
+        self.stall_timeout = stall;
+        self
     }
 
     /// `--header` pairs onto a built request (a request id already set is kept).
@@ -237,7 +228,28 @@ impl HttpClient {
 
     /// `GET {base}{path}`: status and body (at most 1 MiB), with a timeout.
     pub async fn get(&self, path: &str, timeout: Duration) -> Result<(u16, Bytes), ClientError> {
-        let url = format!("{}{path}", self.base);
+        let r = self
+            .get_url(&format!("{}{path}", self.base), timeout)
+            .await?;
+        Ok((r.status, r.body))
+    }
+
+    /// `GET {base}{path}` with the response headers.
+    pub async fn get_full(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<GetResponse, ClientError> {
+        self.get_url(&format!("{}{path}", self.base), timeout).await
+    }
+
+    /// `GET` of any `http://` or `https://` URL through the shared pool (the API key and
+    /// the `--header` pairs are sent only to this client's own server).
+    pub async fn get_url(&self, url: &str, timeout: Duration) -> Result<GetResponse, ClientError> {
+        let own = url
+            .strip_prefix(&self.base)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']));
+        let url = url.to_string();
         let unreachable = |reason: String| ClientError::Unreachable {
             url: url.clone(),
             reason,
@@ -249,13 +261,15 @@ impl HttpClient {
                     reason: e.to_string(),
                 })?;
         let mut req = Request::builder().method(Method::GET).uri(uri);
-        if let Some(a) = &self.auth {
+        if let (Some(a), true) = (&self.auth, own) {
             req = req.header(AUTHORIZATION, a.clone());
         }
         let mut req = req
             .body(Full::new(Bytes::new()))
             .map_err(|e| unreachable(e.to_string()))?;
-        self.apply_headers(&mut req);
+        if own {
+            self.apply_headers(&mut req);
+        }
         let fut = async {
             let resp = self
                 .inner
@@ -263,12 +277,17 @@ impl HttpClient {
                 .await
                 .map_err(|e| unreachable(error_chain(&e)))?;
             let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
             let body = Limited::new(resp.into_body(), 1 << 20)
                 .collect()
                 .await
                 .map_err(|e| unreachable(e.to_string()))?
                 .to_bytes();
-            Ok((status, body))
+            Ok(GetResponse {
+                status,
+                headers,
+                body,
+            })
         };
         tokio::time::timeout(timeout, fut)
             .await
@@ -384,7 +403,24 @@ impl HttpClient {
         let mut body = resp.into_body();
         let mut parser = SseParser::new();
         loop {
-            match body.frame().await {
+            let frame = match self.stall_timeout {
+                None => body.frame().await,
+                Some(stall) => match tokio::time::timeout(stall, body.frame()).await {
+                    Ok(f) => f,
+                    Err(_) => {
+                        return Err(RequestError::new(
+                            FailureKind::Stalled,
+                            200,
+                            format!(
+                                "stalled: no data for {:.1} s after {} chunks (--stall-timeout)",
+                                stall.as_secs_f64(),
+                                rec.chunks()
+                            ),
+                        ))
+                    }
+                },
+            };
+            match frame {
                 None => break,
                 Some(Err(e)) => {
                     return Err(RequestError::new(
@@ -418,6 +454,27 @@ impl HttpClient {
                 "Never received a valid chunk to calculate TTFT (the stream ended without any completion chunk)",
             ));
         }
+        if !parser.saw_done() {
+            return Err(RequestError::new(
+                FailureKind::Incomplete,
+                200,
+                format!(
+                    "incomplete: the stream ended without data: [DONE] after {} chunks (connection closed early)",
+                    rec.chunks()
+                ),
+            ));
+        }
+        if let (Some(want), Some(got)) = (rec.expect_tokens, rec.reported_tokens()) {
+            if got < want {
+                return Err(RequestError::new(
+                    FailureKind::Incomplete,
+                    200,
+                    format!(
+                        "incomplete: the stream carried {got} of the {want} tokens asked for (max_tokens with ignore_eos)"
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -446,12 +503,18 @@ mod tests {
         assert!(HttpClient::new("http://127.0.0.1:8000/", "/v1/completions", None).is_ok());
         let c = HttpClient::new("https://example.invalid/llm/", "/v1/completions", None).unwrap();
         assert_eq!(c.base_url(), "https://example.invalid/llm");
+        let c = HttpClient::new("https://example.invalid:443", "/v1/completions", None).unwrap();
+        assert_eq!(c.base_url(), "https://example.invalid");
+        // A missing scheme means http:// (pd_common::url, as for every tool).
+        let c = HttpClient::new("127.0.0.1:8000", "/v1/completions", None).unwrap();
+        assert_eq!(c.base_url(), "http://127.0.0.1:8000");
         for bad in [
-            "127.0.0.1:8000",
             "http://",
             "ftp://x",
             "http://u:p@h:1",
             "http://h:70000",
+            "http://h:99999",
+            "http://h:0",
         ] {
             assert!(
                 HttpClient::new(bad, "/v1/completions", None).is_err(),

@@ -35,10 +35,6 @@ use pd_common::bench::{Goodput, MetricName};
 /// `max_concurrency` of rate points in its result files (`run_bm.sh` passes 1000000000).
 pub const UNLIMITED: u64 = 1_000_000_000;
 
-/// Most prompts one point may plan (a guard against `--max-concurrency 1000000000` with
-/// the 5 × C default).
-pub const MAX_PROMPTS_PER_POINT: u64 = 10_000_000;
-
 /// A rate that does not limit anything (`inf`, or ≥ the seed's 1e9).
 pub fn unlimited_rate(r: f64) -> bool {
     !r.is_finite() || r >= UNLIMITED as f64
@@ -61,6 +57,17 @@ impl From<pd_common::Error> for ConfigError {
     fn from(e: pd_common::Error) -> Self {
         ConfigError::Record(e)
     }
+}
+
+/// Where the base URL came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlSource {
+    /// `-u/--base-url`.
+    Flag,
+    /// The deployment record.
+    Record,
+    /// Neither: the built-in default.
+    Default,
 }
 
 /// One sweep point to run.
@@ -143,7 +150,7 @@ pub struct RunConfig {
     pub grace: Duration,
     pub continuous_usage: bool,
     pub progress_bar: bool,
-    /// The exact command line.
+    /// The exact command line (secrets redacted).
     pub command: Vec<String>,
     /// `--vocab-size` was given (else it may be lowered to what the server accepts).
     pub vocab_size_given: bool,
@@ -157,6 +164,12 @@ pub struct RunConfig {
     pub ready_timeout: Duration,
     pub tokenizer: Option<Arc<Tokenizer>>,
     pub dataset: DatasetPlan,
+    /// No byte of a streaming body for this long fails the request.
+    pub stall_timeout: Option<Duration>,
+    /// `--overwrite`: replace results of another deployment in the result directory.
+    pub overwrite: bool,
+    /// Where `base_url` came from.
+    pub url_source: UrlSource,
 }
 
 fn invalid(msg: impl Into<String>) -> ConfigError {
@@ -181,24 +194,54 @@ impl RunConfig {
             (Some(p), Some(_)) => Some(DeploymentRecord::read(p)?),
             (Some(p), None) => DeploymentRecord::read_optional(p)?,
         };
-        let host_url = cli.host.as_ref().map(|h| {
-            let h = h.trim();
-            let h = if h.contains(':') && !h.starts_with('[') {
-                format!("[{h}]")
-            } else {
-                h.to_string()
-            };
-            format!("http://{h}:{}", cli.port.unwrap_or(8000))
-        });
+        // The endpoint named on the command line: -u/--base-url, else --host/--port
+        // (vllm bench serve's), parsed by the one URL parser (scheme, port range, no
+        // credentials).
         if cli.host.is_none() && cli.port.is_some() && cli.base_url.is_none() {
             return Err(invalid("--port needs --host (or give -u/--base-url)"));
         }
-        let base_url = cli
-            .base_url
-            .clone()
-            .or_else(|| record.as_ref().map(|r| r.base_url.clone()))
-            .or(host_url)
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+        let flag_url = match (&cli.base_url, &cli.host) {
+            (Some(u), _) => Some(
+                pd_common::url::BaseUrl::parse(u, 80)
+                    .map_err(|e| invalid(format!("-u/--base-url: {e}")))?,
+            ),
+            (None, Some(h)) => {
+                let h = h.trim();
+                let h = if h.contains(':') && !h.starts_with('[') {
+                    format!("[{h}]")
+                } else {
+                    h.to_string()
+                };
+                let u = format!("http://{h}:{}", cli.port.unwrap_or(8000));
+                Some(
+                    pd_common::url::BaseUrl::parse(&u, 80)
+                        .map_err(|e| invalid(format!("--host/--port: {e}")))?,
+                )
+            }
+            (None, None) => None,
+        };
+        // A record found at the default path describes some deployment; when the command
+        // line names another endpoint, its labels would be wrong: it is ignored (an
+        // explicit --deployment-file is trusted, e.g. through a port-forward).
+        let mut record = record;
+        if let (Some(u), Some(r), None) = (&flag_url, &record, &cli.deployment_file) {
+            let same =
+                pd_common::url::BaseUrl::parse(&r.base_url, 80).is_ok_and(|ru| ru.same_endpoint(u));
+            if !same {
+                tracing::warn!(
+                    "{u} (-u/--host) is not the endpoint of the deployment record {} ({}, {}): the record is ignored and the results carry no deployment label (name the record with --deployment-file to use it anyway)",
+                    record_path.as_deref().unwrap_or(Path::new("?")).display(),
+                    pd_common::url::redact_userinfo(&r.base_url),
+                    r.label
+                );
+                record = None;
+            }
+        }
+        let (base_url, url_source) = match (&flag_url, &record) {
+            (Some(u), _) => (u.plain(), UrlSource::Flag),
+            (None, Some(r)) => (r.base_url.clone(), UrlSource::Record),
+            (None, None) => (DEFAULT_BASE_URL.to_string(), UrlSource::Default),
+        };
         let served_model = cli
             .served_model_name
             .clone()
@@ -267,6 +310,19 @@ impl RunConfig {
             insecure: cli.insecure && !cli.no_insecure,
         };
         let api_key = cli.api_key.clone().filter(|k| !k.is_empty());
+        // Values never recorded (the command line in the manifest): the key and the
+        // values of secret-looking headers (`--header Authorization=…`).
+        let known_secrets: Vec<&str> = api_key
+            .as_deref()
+            .into_iter()
+            .chain(
+                cli.header
+                    .iter()
+                    .filter(|(k, _)| pd_common::redact::is_secret_name(k))
+                    .map(|(_, v)| v.as_str()),
+            )
+            .collect();
+        let command = pd_common::redact::redact_argv(&argv, &known_secrets);
         let client_options = ClientOptions {
             api_key: api_key.clone(),
             headers: cli.header.clone(),
@@ -294,8 +350,14 @@ impl RunConfig {
         }
 
         // Points.
-        let sweep_and_points = build_points(cli)?;
-        let (sweep, points) = sweep_and_points;
+        let (sweep, points) = build_points(cli)?;
+        if cli.warmup > crate::limits::MAX_PROMPTS {
+            return Err(invalid(format!(
+                "--warmup {} is more than the largest accepted ({})",
+                cli.warmup,
+                crate::limits::MAX_PROMPTS
+            )));
+        }
         if cli.result_filename.is_some() && points.len() > 1 {
             return Err(invalid(format!(
                 "--result-filename names one file but the sweep has {} points; give a single -c/-r value",
@@ -538,7 +600,7 @@ impl RunConfig {
             grace: Duration::from_secs_f64(cli.grace),
             continuous_usage: !cli.no_continuous_usage,
             progress_bar,
-            command: argv,
+            command,
             vocab_size_given: cli.vocab_size.is_some() || tokenizer.is_some(),
             body,
             headers: cli.header.clone(),
@@ -548,6 +610,10 @@ impl RunConfig {
             ready_timeout: Duration::from_secs(cli.ready_check_timeout_sec),
             tokenizer,
             dataset,
+            stall_timeout: (cli.stall_timeout > 0.0)
+                .then(|| Duration::from_secs_f64(cli.stall_timeout)),
+            overwrite: cli.overwrite,
+            url_source,
         })
     }
 
@@ -774,23 +840,46 @@ fn build_points(cli: &Cli) -> Result<(SweepKind, Vec<PointSpec>), ConfigError> {
         }
     };
     let mut seen: Vec<(SweepKind, u64, Option<u64>)> = Vec::new();
+    let mut names = std::collections::HashSet::new();
     for p in &points {
         let key = (p.kind, p.value.to_bits(), p.max_concurrency);
-        if seen.contains(&key) {
+        if seen.contains(&key) || !names.insert(p.file_name.as_str()) {
             return Err(invalid(format!(
-                "the sweep lists the same point twice ({} {})",
-                p.kind, p.value
+                "the sweep lists the same point twice ({} {}, {})",
+                p.kind, p.value, p.file_name
             )));
         }
         seen.push(key);
-        if p.num_prompts > MAX_PROMPTS_PER_POINT {
-            return Err(invalid(format!(
-                "{} prompts planned for one point (more than {MAX_PROMPTS_PER_POINT}); give --num-prompts",
-                p.num_prompts
-            )));
-        }
+        check_bounds(p, cli.num_prompts.is_some())?;
     }
     Ok((sweep, points))
+}
+
+/// Bounds of one point, checked before anything is allocated for it: the requests in
+/// flight at once (one connection each) and the prompts planned (`prompts_given`: by
+/// `--num-prompts`, else 5 × C for a concurrency point).
+fn check_bounds(p: &PointSpec, prompts_given: bool) -> Result<(), ConfigError> {
+    use crate::limits::{max_in_flight, MAX_CONCURRENCY, MAX_PROMPTS};
+    if p.num_prompts > MAX_PROMPTS {
+        return Err(invalid(if prompts_given {
+            format!(
+                "{} prompts per point is more than the largest accepted ({MAX_PROMPTS}); split the run",
+                p.num_prompts
+            )
+        } else {
+            format!(
+                "{} prompts planned for one point (5 × concurrency {}), more than the largest accepted ({MAX_PROMPTS}); give --num-prompts",
+                p.num_prompts, p.value
+            )
+        }));
+    }
+    if p.max_concurrency.is_some() && max_in_flight(p) > MAX_CONCURRENCY {
+        return Err(invalid(format!(
+            "concurrency {} is more than the largest accepted ({MAX_CONCURRENCY}): every request in flight needs its own connection",
+            max_in_flight(p)
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -935,7 +1024,7 @@ mod tests {
         assert_eq!(c.base_url, "https://llm.example.invalid/v1x");
         for bad in [
             vec!["-u", "ftp://x"],
-            vec!["-u", "127.0.0.1:8000"],
+            vec!["-u", "http://u:p@h:1"],
             vec!["--header", "bad name=1"],
             vec!["--ca-cert", "/nonexistent/ca.pem"],
             vec!["--port", "9000"],
@@ -945,6 +1034,12 @@ mod tests {
         }
         let c = resolve(&["--host", "::1", "--port", "9"]).unwrap();
         assert_eq!(c.base_url, "http://[::1]:9");
+        // A missing scheme means http:// (pd_common::url, the same for every tool).
+        let c = resolve(&["-u", "127.0.0.1:8000/"]).unwrap();
+        assert_eq!(
+            (c.base_url.as_str(), c.url_source),
+            ("http://127.0.0.1:8000", UrlSource::Flag)
+        );
         let c = resolve(&["--model", "org/m"]).unwrap();
         assert_eq!(
             (c.served_model.as_str(), c.model_id.as_deref()),
@@ -1033,6 +1128,19 @@ mod tests {
             Workload::new(50, 9, BenchMode::DecodeOnly).unwrap()
         );
         assert_eq!(c.dataset.record.to_json()["num_prefixes"], 10);
+        for bad in [
+            &["-c", "1000000"][..],
+            &["--num-prompts", "10000000000000"],
+            &["--max-concurrency", "100000000"],
+            &["--warmup", "10000000000000"],
+            &["-u", "http://h:99999"],
+            &["--host", "h", "--port", "0"],
+        ] {
+            assert!(
+                matches!(resolve(bad), Err(ConfigError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,19 +1,16 @@
-//! `run-bm` binary: parse flags, run, report errors with context.
+//! `run-bm` binary: parse flags, run, report errors once, exit with pd_common::exit codes.
 use clap::Parser;
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let argv: Vec<String> = std::env::args().collect();
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let cli = run_bm::cli::Cli::parse();
+    pd_common::diag::init(cli.verbosity.tracing_level_filter());
     match run_bm::run(cli, argv) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("run-bm: error: {e:#}");
+            pd_common::diag::report_error("run-bm", e.as_ref());
             std::process::exit(run_bm::exit_code_of(&e));
         }
     }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use pd_common::manifest::{capture_env, ClientHost, PointEntry, MANIFEST_FORMAT_VERSION};
+use pd_common::manifest::{
+    capture_env, sanitize_record, ClientHost, PointEntry, MANIFEST_FORMAT_VERSION,
+};
 use pd_common::naming::{MANIFEST_FILE, REQUESTS_CSV_SUFFIX};
 use pd_common::requests::{write_requests_csv, RequestRecord};
 use pd_common::{BenchResult, ExperimentManifest, PdLabExtra};
@@ -62,7 +64,10 @@ pub fn build_result(
     };
     let record = cfg.record.as_ref();
     let mut other = Map::new();
-    other.insert("base_url".into(), Value::String(cfg.base_url.clone()));
+    other.insert(
+        "base_url".into(),
+        Value::String(pd_common::url::redact_userinfo(&cfg.base_url)),
+    );
     other.insert(
         "served_model_name".into(),
         Value::String(cfg.served_model.clone()),
@@ -225,7 +230,7 @@ pub fn write_point(
     write_requests_csv(&csv_path, &request_records(run))?;
     result.write(&result_path)?;
     let manifest_path = dir.join(MANIFEST_FILE);
-    let mut manifest = load_or_new_manifest(cfg, &manifest_path, facts)?;
+    let mut manifest = load_or_new_manifest(cfg, &manifest_path, facts);
     manifest.upsert_point(PointEntry {
         file: point.file_name.clone(),
         requests_csv: csv_file,
@@ -245,13 +250,12 @@ pub fn write_point(
     })
 }
 
-fn load_or_new_manifest(
-    cfg: &RunConfig,
-    path: &Path,
-    facts: &RunFacts,
-) -> Result<ExperimentManifest, pd_common::Error> {
+/// The directory's manifest updated for this run (a corrupt one is kept aside and a new
+/// one started). Secrets never enter it: the command is redacted, the environment is an
+/// allowlist, the deployment record is sanitized.
+fn load_or_new_manifest(cfg: &RunConfig, path: &Path, facts: &RunFacts) -> ExperimentManifest {
     let now = pd_common::deployment::now_rfc3339();
-    let existing = ExperimentManifest::read_optional(path)?;
+    let existing = crate::resultdir::read_manifest_or_keep_aside(path);
     let mut software = existing
         .as_ref()
         .map(|m| m.software.clone())
@@ -274,7 +278,7 @@ fn load_or_new_manifest(
     );
     other.insert("seed".into(), Value::from(cfg.seed));
     other.insert("dataset".into(), cfg.dataset.record.to_json());
-    Ok(ExperimentManifest {
+    ExperimentManifest {
         format_version: MANIFEST_FORMAT_VERSION,
         exp_name: cfg.exp_name.clone(),
         created_at: existing
@@ -285,18 +289,18 @@ fn load_or_new_manifest(
         tool: "run-bm".into(),
         tool_version: pd_common::VERSION.into(),
         command: cfg.command.clone(),
-        base_url: cfg.base_url.clone(),
+        base_url: pd_common::url::redact_userinfo(&cfg.base_url),
         served_model_name: cfg.served_model.clone(),
         workload: cfg.workload,
         sweep: cfg.sweep,
         sweep_values,
-        deployment: cfg.record.clone(),
+        deployment: cfg.record.as_ref().map(sanitize_record),
         client_host: ClientHost::current(hostname),
         software,
         env: capture_env(),
         points: existing.map(|m| m.points).unwrap_or_default(),
         other,
-    })
+    }
 }
 
 #[cfg(test)]

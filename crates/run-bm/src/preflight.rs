@@ -1,5 +1,6 @@
-//! Before any load is sent: wait for the server (`--ready-check-timeout-sec`), learn what
-//! it accepts, and refuse a run that could only fail, naming the flag that fixes it.
+//! Before any load is sent: wait for the server (`--ready-check-timeout-sec`), check that
+//! the deployment record describes it ([`crate::deployment_check`]), learn what it
+//! accepts, and refuse a run that could only fail, naming the flag that fixes it.
 //!
 //! * Context: vLLM's `GET /v1/models` (or `POST /tokenize`) reports `max_model_len`; a
 //!   prompt plus `max_tokens` beyond it is refused before the first point.
@@ -22,6 +23,8 @@ use crate::prompt::PromptFormat;
 pub enum PreflightError {
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    Stale(#[from] crate::deployment_check::StaleRecord),
     #[error("the server at {url} was not ready within {waited:.0} s (--ready-check-timeout-sec): {last}")]
     NotReady {
         url: String,
@@ -84,6 +87,9 @@ pub async fn prepare(cfg: &mut RunConfig) -> Result<(), PreflightError> {
     if !cfg.ready_timeout.is_zero() {
         wait_ready(&client, &cfg.served_model, cfg.ready_timeout).await?;
     }
+    // Before any completion request (the vocabulary probe is one): the deployment record
+    // must describe this server, or its labels would be wrong.
+    crate::deployment_check::verify(cfg, &client).await?;
     let info = model_info(&client, &cfg.served_model).await;
     if let Some(max_model_len) = info.max_model_len {
         check_context(cfg, max_model_len)?;

@@ -1,6 +1,8 @@
 //! Progress of a sweep point: an indicatif bar on a terminal (completed/total and live
 //! TTFT/TPOT medians), plain lines on stderr otherwise.
 
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +11,26 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::runner::LiveStats;
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Silence [`note`] and the progress display (`-q`).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// A status line on stderr (what run-bm is doing: points started, written, skipped). It
+/// never fails: a closed or broken stderr (a dropped ssh session) must not stop a run.
+/// Warnings and errors go through `tracing` instead.
+pub fn note(msg: impl std::fmt::Display) {
+    if !quiet() {
+        let _ = writeln!(std::io::stderr().lock(), "{msg}");
+    }
+}
 
 /// A running progress display; call [`Progress::finish`] when the point is done.
 pub struct Progress {
@@ -32,7 +54,11 @@ impl Progress {
     pub fn start(label: &str, total: u64, live: Arc<LiveStats>, bar: bool) -> Self {
         let (tx, mut rx) = oneshot::channel::<()>();
         let label = label.to_string();
-        let task = if bar {
+        let task = if quiet() {
+            tokio::spawn(async move {
+                let _ = rx.await;
+            })
+        } else if bar {
             let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
                 "{prefix:>10} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {msg}",
@@ -56,7 +82,7 @@ impl Progress {
                 pb.finish();
             })
         } else {
-            eprintln!("[{label}] started: {total} requests");
+            note(format_args!("[{label}] started: {total} requests"));
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(10));
                 tick.tick().await;
@@ -66,18 +92,18 @@ impl Progress {
                         _ = tick.tick() => {
                             let done = live.done();
                             if done != last {
-                                eprintln!("[{label}] {done}/{total} done, {}", medians_text(&live));
+                                note(format_args!("[{label}] {done}/{total} done, {}", medians_text(&live)));
                                 last = done;
                             }
                         }
                         _ = &mut rx => break,
                     }
                 }
-                eprintln!(
+                note(format_args!(
                     "[{label}] finished: {}/{total} done, {}",
                     live.done(),
                     medians_text(&live)
-                );
+                ));
             })
         };
         Progress {

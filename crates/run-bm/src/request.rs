@@ -59,6 +59,32 @@ impl Default for BodyOptions {
     }
 }
 
+impl BodyOptions {
+    /// Whether every response must carry exactly the `max_tokens` asked for, so that a
+    /// stream whose usage reports fewer is incomplete (a failed request): only when the
+    /// body as sent has `ignore_eos: true` (not `--no-ignore-eos`, nor overridden by
+    /// `--extra-body`), nothing else in it may end the output early (`stop`,
+    /// `stop_token_ids`, a replaced `max_tokens`), and on `/v1/completions`, whose
+    /// `usage.completion_tokens` counts exactly the generated tokens. Chat servers report
+    /// usage in other shapes (reasoning tokens counted apart or not at all, a role-only
+    /// first delta), so there only `data: [DONE]` marks a complete stream.
+    pub fn expects_full_output(&self) -> bool {
+        let ignore_eos = match self.extra.get("ignore_eos") {
+            Some(v) => v.as_bool() == Some(true),
+            None => self.ignore_eos,
+        };
+        let shortened = [
+            "stop",
+            "stop_token_ids",
+            "max_tokens",
+            "max_completion_tokens",
+        ]
+        .iter()
+        .any(|k| self.extra.get(*k).is_some_and(|v| !v.is_null()));
+        ignore_eos && !shortened && self.protocol == Protocol::Completions
+    }
+}
+
 /// A piece of the body template.
 #[derive(Debug, Clone, PartialEq)]
 enum Slot {
@@ -253,6 +279,51 @@ pub fn apply_metadata(result: &mut pd_common::BenchResult, metadata: &[(String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn full_output_is_expected_only_when_the_body_asks_for_it() {
+        let opts = |protocol, ignore_eos, extra: Value| BodyOptions {
+            protocol,
+            ignore_eos,
+            logprobs: None,
+            extra: extra.as_object().cloned().unwrap_or_default(),
+        };
+        let none = serde_json::json!({});
+        assert!(opts(Protocol::Completions, true, none.clone()).expects_full_output());
+        // --no-ignore-eos, or ignore_eos turned off by --extra-body.
+        assert!(!opts(Protocol::Completions, false, none.clone()).expects_full_output());
+        assert!(!opts(
+            Protocol::Completions,
+            true,
+            serde_json::json!({"ignore_eos": false})
+        )
+        .expects_full_output());
+        assert!(opts(
+            Protocol::Completions,
+            false,
+            serde_json::json!({"ignore_eos": true})
+        )
+        .expects_full_output());
+        // Stop sequences or a replaced max_tokens may end the output early.
+        for extra in [
+            serde_json::json!({"stop": ["\n"]}),
+            serde_json::json!({"stop_token_ids": [2]}),
+            serde_json::json!({"max_tokens": 5}),
+        ] {
+            assert!(
+                !opts(Protocol::Completions, true, extra.clone()).expects_full_output(),
+                "{extra}"
+            );
+        }
+        assert!(opts(
+            Protocol::Completions,
+            true,
+            serde_json::json!({"stop": null, "temperature": 0})
+        )
+        .expects_full_output());
+        // The chat endpoint's usage is not a count of exactly the tokens asked for.
+        assert!(!opts(Protocol::Chat, true, none).expects_full_output());
+    }
 
     fn render(opts: &BodyOptions, cu: bool) -> String {
         let t = BodyTemplate::new(opts, cu);

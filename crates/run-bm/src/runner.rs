@@ -28,7 +28,7 @@ pub struct RunSettings {
     /// Served model name, as put in the request body.
     pub model: String,
     pub prompts: PromptGen,
-    /// `max_tokens` of every request.
+    /// `max_tokens` of the workload (each request's own is `prompts.output_len(i)`).
     pub max_tokens: u32,
     /// Per-request timeout.
     pub timeout: Duration,
@@ -40,6 +40,10 @@ pub struct RunSettings {
     pub grace: Duration,
     /// `x-request-id` prefix.
     pub request_id_prefix: String,
+    /// Every body asks for exactly its `max_tokens` tokens
+    /// ([`crate::request::BodyOptions::expects_full_output`]): a stream that reports fewer
+    /// is a failure (`Incomplete`).
+    pub expect_full_output: bool,
 }
 
 /// One point's plan.
@@ -245,11 +249,12 @@ async fn run_one(
     if cancel.is_stopping() {
         return None;
     }
-    let mut rec = StreamRecorder::new(
-        Instant::now(),
-        settings.max_tokens as usize,
-        settings.keep_text,
-    );
+    // This request's max_tokens (datasets vary it per request).
+    let max_tokens = settings.prompts.output_len(prompt_index);
+    let mut rec = StreamRecorder::new(Instant::now(), max_tokens as usize, settings.keep_text);
+    if settings.expect_full_output {
+        rec.expect_tokens = Some(u64::from(max_tokens));
+    }
     let timeout = settings.timeout;
     let result = tokio::select! {
         r = tokio::time::timeout(timeout, settings.client.stream_completion(body, &request_id, &mut rec)) => match r {
@@ -263,7 +268,7 @@ async fn run_one(
         _ = cancel.reached(Level::Abort) => Err(RequestError::new(
             FailureKind::Aborted,
             0,
-            "aborted: interrupted (Ctrl-C) before the response finished",
+            "aborted: interrupted (signal) before the response finished",
         )),
     };
     let outcome = outcome_from(

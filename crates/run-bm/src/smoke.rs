@@ -53,13 +53,25 @@ pub fn smoke_body(model: &str, continuous_usage: bool) -> Bytes {
 pub async fn run_smoke(cfg: &RunConfig) -> anyhow::Result<SmokeReport> {
     let client = HttpClient::for_config(cfg)?;
     check_server(&client, &cfg.served_model).await?;
-    println!(
+    crate::deployment_check::verify(cfg, &client).await?;
+    pd_common::outln!(
         "Smoke test: POST {}{} (model {}, {} tokens)",
-        cfg.base_url, cfg.endpoint, cfg.served_model, SMOKE_TOKENS
+        cfg.base_url,
+        cfg.endpoint,
+        cfg.served_model,
+        SMOKE_TOKENS
     );
-    println!("Prompt: {SMOKE_PROMPT}");
+    pd_common::outln!("Prompt: {SMOKE_PROMPT}");
     let mut rec = StreamRecorder::new(Instant::now(), SMOKE_TOKENS as usize, true);
     rec.echo = true;
+    // The smoke body always sends ignore_eos: a completions stream must carry every token.
+    let smoke_opts = crate::request::BodyOptions {
+        protocol: cfg.body.protocol,
+        ..Default::default()
+    };
+    if smoke_opts.expects_full_output() {
+        rec.expect_tokens = Some(u64::from(SMOKE_TOKENS));
+    }
     let timeout = cfg.timeout.min(Duration::from_secs(600));
     let result = match tokio::time::timeout(
         timeout,
@@ -81,7 +93,7 @@ pub async fn run_smoke(cfg: &RunConfig) -> anyhow::Result<SmokeReport> {
             format!("timed out after {:.0} s", timeout.as_secs_f64()),
         )),
     };
-    println!();
+    pd_common::outln!();
     let outcome = RequestOutcome {
         failure: result.as_ref().err().map(|e| e.clone().into_failure()),
         ttft: rec.ttft(),
@@ -110,8 +122,8 @@ pub async fn run_smoke(cfg: &RunConfig) -> anyhow::Result<SmokeReport> {
         report.ok = false;
         report.error = Some("the server reported 0 completion tokens".into());
     }
-    println!("TTFT: {:.2} ms", report.ttft_ms);
-    println!(
+    pd_common::outln!("TTFT: {:.2} ms", report.ttft_ms);
+    pd_common::outln!(
         "TPOT: mean {:.2} ms, std {:.2} ms, p99 {:.2} ms ({} gaps, {} chunks)",
         report.tpot_mean_ms,
         report.tpot_std_ms,
@@ -120,14 +132,14 @@ pub async fn run_smoke(cfg: &RunConfig) -> anyhow::Result<SmokeReport> {
         report.chunks
     );
     let show = |v: Option<u64>| v.map_or("not reported".to_string(), |v| v.to_string());
-    println!(
+    pd_common::outln!(
         "Usage: prompt_tokens {}, completion_tokens {}",
         show(report.prompt_tokens),
         show(report.completion_tokens)
     );
     match &report.error {
-        None => println!("Smoke test passed."),
-        Some(e) => println!("Smoke test FAILED: {e}"),
+        None => pd_common::outln!("Smoke test passed."),
+        Some(e) => pd_common::outln!("Smoke test FAILED: {e}"),
     }
     Ok(report)
 }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use pd_common::result::percentile_word;
 
 use crate::schedule::ScheduleReport;
-use pd_common::bench::PointMetrics;
+use pd_common::bench::{FailureKind, PointMetrics, RequestOutcome};
 
 /// Inputs of the summary that are not metrics.
 #[derive(Debug, Clone, Copy)]
@@ -104,10 +104,81 @@ pub fn render(h: &SummaryHeader, m: &PointMetrics, sched: Option<&ScheduleReport
     out
 }
 
+/// Failures of a point counted per kind (in first-seen order) and per distinct message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureSummary {
+    pub failed: usize,
+    pub total: usize,
+    pub by_kind: Vec<(FailureKind, usize)>,
+    /// Distinct messages with their counts, most frequent first.
+    pub messages: Vec<(String, usize)>,
+}
+
+impl FailureSummary {
+    pub fn of(outcomes: &[RequestOutcome]) -> Self {
+        let mut s = FailureSummary {
+            total: outcomes.len(),
+            ..Default::default()
+        };
+        for f in outcomes.iter().filter_map(|o| o.failure.as_ref()) {
+            s.failed += 1;
+            match s.by_kind.iter_mut().find(|(k, _)| *k == f.kind) {
+                Some((_, n)) => *n += 1,
+                None => s.by_kind.push((f.kind, 1)),
+            }
+            match s.messages.iter_mut().find(|(m, _)| *m == f.message) {
+                Some((_, n)) => *n += 1,
+                None => s.messages.push((f.message.clone(), 1)),
+            }
+        }
+        s.messages.sort_by_key(|m| std::cmp::Reverse(m.1));
+        s
+    }
+
+    /// `16 of 20 requests failed: transport 12, incomplete 4` (None without failures).
+    pub fn line(&self) -> Option<String> {
+        (self.failed > 0).then(|| {
+            let kinds: Vec<String> = self
+                .by_kind
+                .iter()
+                .map(|(k, n)| format!("{} {n}", k.as_str()))
+                .collect();
+            format!(
+                "{} of {} requests failed: {}",
+                self.failed,
+                self.total,
+                kinds.join(", ")
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use pd_common::bench::{MetricName, MetricStats};
+
+    #[test]
+    fn failures_are_counted_per_kind_and_message() {
+        use pd_common::bench::Failure;
+        let f = |k, m: &str| RequestOutcome {
+            failure: Some(Failure::new(k, m)),
+            ..Default::default()
+        };
+        let outs = vec![
+            RequestOutcome::default(),
+            f(FailureKind::Transport, "reset"),
+            f(FailureKind::Http, "HTTP 500"),
+            f(FailureKind::Transport, "reset"),
+        ];
+        let s = FailureSummary::of(&outs);
+        assert_eq!(
+            s.line().unwrap(),
+            "3 of 4 requests failed: transport 2, http 1"
+        );
+        assert_eq!(s.messages[0], ("reset".to_string(), 2));
+        assert_eq!(FailureSummary::of(&outs[..1]).line(), None);
+    }
 
     #[test]
     fn layout_matches_vllm() {

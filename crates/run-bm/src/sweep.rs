@@ -1,18 +1,25 @@
-//! Running a whole sweep: check the server, then each point in order (skipping existing
-//! results with `--resume`, warming up with `--warmup N`), writing each point as soon as
-//! it is done.
+//! Running a whole sweep (after [`crate::preflight`]: server ready, deployment record
+//! checked, limits learned): check the server, then each point in order (skipping finished
+//! ones with `--resume`, warming up with `--warmup N`), writing each point as soon as it is
+//! done.
+//!
+//! A point's console summary and its error summary are printed before its files are
+//! written, so a failed write (disk full) never hides them; a few file descriptors are
+//! held back during the point and released for the write.
 
 use std::sync::Arc;
 
 use crate::cancel::Cancel;
 use crate::client::{ClientError, HttpClient};
 use crate::config::{PointSpec, RunConfig};
+use crate::limits::FdReserve;
 use crate::output::{build_result, write_point, RunFacts};
 use crate::probe::{check_server, ProbeError};
-use crate::progress::Progress;
+use crate::progress::{note, Progress};
+use crate::resultdir::{resume_state, DirError, DirPlan, ResumeState};
 use crate::runner::{run_point, LiveStats, PointPlan, RunSettings};
 use crate::schedule::ScheduleReport;
-use crate::summary::{render, SummaryHeader};
+use crate::summary::{render, FailureSummary, SummaryHeader};
 use pd_common::bench::{compute, MetricOptions};
 
 /// Why a sweep could not run.
@@ -22,27 +29,37 @@ pub enum SweepError {
     Client(#[from] ClientError),
     #[error(transparent)]
     Probe(#[from] ProbeError),
-    #[error("cannot write results: {0}")]
-    Write(pd_common::Error),
+    #[error(transparent)]
+    Dir(#[from] DirError),
+    #[error("cannot write the results of {point} (its summary is printed above)")]
+    Write {
+        point: String,
+        #[source]
+        source: Box<pd_common::Error>,
+    },
 }
 
-impl From<pd_common::Error> for SweepError {
-    fn from(e: pd_common::Error) -> Self {
-        SweepError::Write(e)
-    }
+/// A point with failed requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointFailures {
+    pub file: String,
+    pub failed: usize,
+    pub total: usize,
 }
 
 /// How a sweep ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SweepOutcome {
     /// Points written (including a partial one).
     pub written: Vec<String>,
     /// Points skipped by `--resume`.
     pub skipped: Vec<String>,
-    /// Ctrl-C cut the sweep short.
+    /// A signal cut the sweep short.
     pub interrupted: bool,
     /// Points where no request succeeded.
     pub empty_points: Vec<String>,
+    /// Points with some failed requests.
+    pub failures: Vec<PointFailures>,
 }
 
 /// Index offset of warmup prompts (never used by measured requests).
@@ -64,11 +81,17 @@ pub fn settings(cfg: &RunConfig, client: HttpClient) -> RunSettings {
             .request_id_prefix
             .clone()
             .unwrap_or_else(|| format!("run-bm-{tag:08x}-")),
+        expect_full_output: cfg.body.expects_full_output(),
     }
 }
 
-/// Run every point of `cfg`.
-pub async fn run_sweep(cfg: &RunConfig, cancel: &Cancel) -> Result<SweepOutcome, SweepError> {
+/// Run every point of `cfg` into the directory `dir` (already inspected). The server
+/// was prepared by [`crate::preflight::prepare`] (ready, deployment record checked).
+pub async fn run_sweep(
+    cfg: &RunConfig,
+    cancel: &Cancel,
+    mut dir: DirPlan,
+) -> Result<SweepOutcome, SweepError> {
     let client = HttpClient::for_config(cfg)?;
     let info = check_server(&client, &cfg.served_model).await?;
     let model_id = cfg
@@ -77,37 +100,45 @@ pub async fn run_sweep(cfg: &RunConfig, cancel: &Cancel) -> Result<SweepOutcome,
         .or(info.model_root.clone())
         .unwrap_or_else(|| cfg.served_model.clone());
     let settings = Arc::new(settings(cfg, client));
-    eprintln!(
-        "run-bm: {} sweep of {} point(s) against {} (model {}), ITL {} OTL {} mode {}, results in {}",
+    note(format_args!(
+        "run-bm: {} sweep of {} point(s) against {} (model {}{}), ITL {} OTL {} mode {}, results in {}",
         cfg.sweep,
         cfg.points.len(),
         cfg.base_url,
         cfg.served_model,
+        cfg.record
+            .as_ref()
+            .map_or(String::new(), |r| format!(", deployment {}", r.label)),
         cfg.workload.itl,
         cfg.workload.otl,
         cfg.workload.mode,
         cfg.result_dir.display()
-    );
-    let mut outcome = SweepOutcome {
-        written: vec![],
-        skipped: vec![],
-        interrupted: false,
-        empty_points: vec![],
-    };
+    ));
+    dir.apply()?;
+    let mut outcome = SweepOutcome::default();
+    let mut reserve = FdReserve::acquire();
     for (pi, point) in cfg.points.iter().enumerate() {
         if cancel.is_stopping() {
             outcome.interrupted = true;
             break;
         }
-        let path = cfg.result_dir.join(&point.file_name);
-        if cfg.resume && path.exists() {
-            eprintln!(
-                "[{}] exists, skipped (--resume): {}",
-                stem(point),
-                path.display()
-            );
-            outcome.skipped.push(point.file_name.clone());
-            continue;
+        if cfg.resume {
+            match resume_state(&cfg.result_dir, point) {
+                ResumeState::Done => {
+                    note(format_args!(
+                        "[{}] done, skipped (--resume): {}",
+                        stem(point),
+                        cfg.result_dir.join(&point.file_name).display()
+                    ));
+                    outcome.skipped.push(point.file_name.clone());
+                    continue;
+                }
+                ResumeState::Redo(why) => note(format_args!(
+                    "[{}] run again (--resume): {why}",
+                    stem(point)
+                )),
+                ResumeState::Missing => {}
+            }
         }
         let plan = PointPlan {
             num_prompts: point.num_prompts,
@@ -123,7 +154,11 @@ pub async fn run_sweep(cfg: &RunConfig, cancel: &Cancel) -> Result<SweepOutcome,
             warmup_sent: 0,
         };
         if cfg.warmup > 0 {
-            eprintln!("[{}] warmup: {} request(s)", stem(point), cfg.warmup);
+            note(format_args!(
+                "[{}] warmup: {} request(s)",
+                stem(point),
+                cfg.warmup
+            ));
             let warm = PointPlan {
                 num_prompts: cfg.warmup,
                 rate: f64::INFINITY,
@@ -138,9 +173,8 @@ pub async fn run_sweep(cfg: &RunConfig, cancel: &Cancel) -> Result<SweepOutcome,
             )
             .await;
             facts.warmup_sent = run.outcomes.len() as u64;
-            let failed = run.outcomes.iter().filter(|o| !o.is_success()).count();
-            if failed > 0 {
-                eprintln!("[{}] warmup: {failed} request(s) failed", stem(point));
+            if let Some(line) = FailureSummary::of(&run.outcomes).line() {
+                tracing::warn!("[{}] warmup: {line}", stem(point));
             }
             if run.interrupted {
                 outcome.interrupted = true;
@@ -179,9 +213,8 @@ pub async fn run_sweep(cfg: &RunConfig, cancel: &Cancel) -> Result<SweepOutcome,
         let scheduled: Vec<f64> = run.outcomes.iter().map(|o| o.scheduled_s).collect();
         let sent: Vec<f64> = run.outcomes.iter().map(|o| o.sent_s).collect();
         let sched = ScheduleReport::from_times(&scheduled, &sent);
-        let result = build_result(cfg, point, &run, &metrics, &sched, &facts);
-        let written = write_point(cfg, point, &run, &result, &facts)?;
-        print!(
+        let failures = FailureSummary::of(&run.outcomes);
+        pd_common::out!(
             "{}",
             render(
                 &SummaryHeader {
@@ -192,7 +225,10 @@ pub async fn run_sweep(cfg: &RunConfig, cancel: &Cancel) -> Result<SweepOutcome,
                 Some(&sched),
             )
         );
-        report_errors(point, &run.outcomes);
+        if let Some(line) = failures.line() {
+            pd_common::outln!("pd-lab: {line}");
+        }
+        report_errors(point, &failures);
         // Falling behind: with a concurrency cap the queue is intended, so only the
         // dispatcher's own lateness (task creation − schedule) counts.
         let behind = if point.max_concurrency.is_some() && point.rate.is_finite() {
@@ -203,21 +239,45 @@ pub async fn run_sweep(cfg: &RunConfig, cancel: &Cancel) -> Result<SweepOutcome,
         };
         if let Some(w) = behind {
             tracing::warn!("[{}] {w}", stem(point));
-            eprintln!("[{}] warning: {w}", stem(point));
         }
+        let result = build_result(cfg, point, &run, &metrics, &sched, &facts);
+        // Files first need descriptors: give back the reserve (requests are all done).
+        reserve.release();
+        let written = dir
+            .before_write(point)
+            .map_err(SweepError::from)
+            .and_then(|()| {
+                write_point(cfg, point, &run, &result, &facts).map_err(|source| SweepError::Write {
+                    point: point.file_name.clone(),
+                    source: Box::new(source),
+                })
+            });
+        reserve.refill();
+        let written = written?;
         if run.interrupted {
-            eprintln!(
-                "[{}] interrupted: partial point written ({} of {} requests sent): {}",
+            tracing::warn!(
+                "[{}] interrupted: partial point written ({} of {} requests sent), marked \"interrupted\": {}",
                 stem(point),
                 run.outcomes.len(),
                 point.num_prompts,
                 written.result.display()
             );
         } else {
-            eprintln!("[{}] wrote {}", stem(point), written.result.display());
+            note(format_args!(
+                "[{}] wrote {}",
+                stem(point),
+                written.result.display()
+            ));
         }
         if metrics.completed == 0 {
             outcome.empty_points.push(point.file_name.clone());
+        }
+        if failures.failed > 0 {
+            outcome.failures.push(PointFailures {
+                file: point.file_name.clone(),
+                failed: failures.failed,
+                total: failures.total,
+            });
         }
         outcome.written.push(point.file_name.clone());
         if run.interrupted {
@@ -236,26 +296,20 @@ fn stem(point: &PointSpec) -> String {
         .to_string()
 }
 
-/// Print the distinct errors of a point (at most 5, with counts).
-fn report_errors(point: &PointSpec, outcomes: &[pd_common::bench::RequestOutcome]) {
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    for o in outcomes.iter().filter(|o| !o.is_success()) {
-        match counts.iter_mut().find(|(e, _)| e == o.error_text()) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((o.error_text().to_string(), 1)),
-        }
-    }
-    for (e, n) in counts.iter().take(5) {
-        eprintln!("[{}] {n} request(s) failed: {e}", stem(point));
+/// Warn with the distinct errors of a point (at most 5, with counts), each followed by the
+/// flag that fixes it when the error says (out of vocabulary, context length).
+fn report_errors(point: &PointSpec, f: &FailureSummary) {
+    for (e, n) in f.messages.iter().take(5) {
+        tracing::warn!("[{}] {n} request(s) failed: {e}", stem(point));
         if let Some(fix) = crate::preflight::hint(e) {
-            eprintln!("[{}]   fix: {fix}", stem(point));
+            tracing::warn!("[{}]   fix: {fix}", stem(point));
         }
     }
-    if counts.len() > 5 {
-        eprintln!(
-            "[{}] … and {} other error kinds (see the .requests.csv)",
+    if f.messages.len() > 5 {
+        tracing::warn!(
+            "[{}] … and {} other errors (see the .requests.csv)",
             stem(point),
-            counts.len() - 5
+            f.messages.len() - 5
         );
     }
 }

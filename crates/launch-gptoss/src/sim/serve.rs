@@ -147,6 +147,9 @@ pub fn run(
         let addr = listener.local_addr().ok();
         let listener = tokio::net::TcpListener::from_std(listener).map_err(ServeError::Runtime)?;
         let server = SimServer::from_listener(listener, engine, plan.server_options())?;
+        // Signal handlers go in before the record says we are up: a Ctrl-C right after the
+        // record appears must stop us cleanly, not kill us with the default action.
+        let stop = shutdown_signal()?;
         if plan.write_record {
             plan.record_for(me)
                 .write(&plan.record_path)
@@ -165,7 +168,7 @@ pub fn run(
             plan.spec.gpu,
             addr.map_or_else(|| format!("{}:{}", plan.host, plan.port), |a| a.to_string()),
         );
-        server.run(shutdown_signal()).await;
+        server.run(stop).await;
         tracing::info!("{SERVER_NAME}: stopped");
         Ok(())
     });
@@ -174,21 +177,20 @@ pub fn run(
     result
 }
 
-async fn shutdown_signal() {
+/// Install the SIGTERM / SIGINT / SIGHUP handlers now; the returned future completes on
+/// the first of them.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, ServeError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        _ = hup.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Runtime)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Runtime)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(ServeError::Runtime)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            _ = hup.recv() => {}
+        }
+    })
 }
 
 /// Remove the record if it still names this process.

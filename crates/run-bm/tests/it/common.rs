@@ -5,9 +5,15 @@ use std::process::{Command, Stdio};
 
 pub use pd_testkit::process::ChildGuard;
 
+/// The binary under test (`PD_LAB_RUN_BM_BIN` overrides it, e.g. to check that a fault
+/// test fails on an older build).
+pub fn bin() -> String {
+    std::env::var("PD_LAB_RUN_BM_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_run-bm").to_string())
+}
+
 /// `run-bm` with output captured, no deployment record, in `dir`.
 pub fn run_bm(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_run-bm"));
+    let mut cmd = Command::new(bin());
     cmd.current_dir(dir)
         .env_remove("OPENAI_API_KEY")
         .env("PD_LAB_DEPLOYMENT", dir.join("no-record.toml"))

@@ -636,7 +636,18 @@ async fn vocabulary_is_learned_or_the_fix_is_named() {
     .await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("out of vocabulary"), "{err}");
-    assert!(err.contains("fix: give --tokenizer"), "{err}");
+    // Each distinct error once, each followed by its fix.
+    let failed: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("request(s) failed:"))
+        .collect();
+    let distinct: std::collections::HashSet<&&str> = failed.iter().collect();
+    assert_eq!(distinct.len(), failed.len(), "{err}");
+    assert_eq!(
+        err.matches("fix: give --tokenizer").count(),
+        failed.len(),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::common::{run_bm, ChildGuard};
 use pd_common::requests::read_requests_csv;
 use pd_common::{BenchResult, ExperimentManifest, RequestRate};
-use pd_testkit::fake_openai::{FakeServer, GenSpec, Reply, RequestInfo};
+use pd_testkit::fake_openai::{FakeOptions, FakeServer, GenSpec, Reply, RequestInfo};
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
@@ -314,9 +314,9 @@ async fn ctrl_c_writes_a_valid_partial_point() {
             let quick = id.ends_with("-0") || id.ends_with("-1");
             Reply::Generate(GenSpec {
                 ttft: ms(5),
-                interval: ms(if quick { 1 } else { 50 }),
-                tokens: Some(if quick { 5 } else { 10_000 }),
-                tokens_per_chunk: 1,
+                interval: ms(if quick { 0 } else { 50 }),
+                tokens: None,
+                tokens_per_chunk: if quick { 500 } else { 1 },
             })
         }),
         false,
@@ -394,7 +394,24 @@ async fn deployment_record_supplies_endpoint_model_and_labels() {
     use pd_common::deployment::{
         DeploymentRecord, DeploymentSpec, Replicas, ServingBackend, StopHandle,
     };
-    let server = gen_server(2, 1).await;
+    // The record's deployment must be what answers: the simulator serving its label.
+    let server = FakeServer::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        FakeOptions::new(
+            "fake",
+            Arc::new(|_: &RequestInfo| {
+                Reply::Generate(GenSpec {
+                    ttft: ms(2),
+                    interval: ms(1),
+                    tokens: None,
+                    tokens_per_chunk: 1,
+                })
+            }),
+        )
+        .like_simulator("p1xtp2-d2xtp2"),
+    )
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let spec = DeploymentSpec::pd(
         pd_common::DeployMode::PdPack,
@@ -417,7 +434,9 @@ async fn deployment_record_supplies_endpoint_model_and_labels() {
         software: Default::default(),
         env: Default::default(),
         spec,
-        stop: StopHandle::Pid { pid: 1 },
+        stop: StopHandle::Pid {
+            pid: std::process::id(),
+        },
     };
     let rec_path = dir.path().join("dep.toml");
     record.write(&rec_path).unwrap();
