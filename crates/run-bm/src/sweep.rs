@@ -31,6 +31,11 @@ pub enum SweepError {
     Probe(#[from] ProbeError),
     #[error(transparent)]
     Dir(#[from] DirError),
+    #[error(transparent)]
+    Check(#[from] crate::correctness::CheckError),
+    /// The correctness check before the sweep failed: nothing was measured.
+    #[error("{0}")]
+    Corrupt(String),
     #[error("cannot write the results of {point} (its summary is printed above)")]
     Write {
         point: String,
@@ -99,6 +104,11 @@ pub async fn run_sweep(
         .clone()
         .or(info.model_root.clone())
         .unwrap_or_else(|| cfg.served_model.clone());
+    let correctness = if cfg.correctness.check_before_sweep {
+        Some(check_before(cfg, &client).await?)
+    } else {
+        None
+    };
     let settings = Arc::new(settings(cfg, client));
     note(format_args!(
         "run-bm: {} sweep of {} point(s) against {} (model {}{}), ITL {} OTL {} mode {}, results in {}",
@@ -152,6 +162,7 @@ pub async fn run_sweep(
             model_id: model_id.clone(),
             server_software: info.software.clone(),
             warmup_sent: 0,
+            correctness: correctness.clone(),
         };
         if cfg.warmup > 0 {
             note(format_args!(
@@ -286,6 +297,27 @@ pub async fn run_sweep(
         }
     }
     Ok(outcome)
+}
+
+/// `--check-correctness`: compare greedy completions with the reference before the first
+/// point; a divergence ends the run before anything is written.
+async fn check_before(
+    cfg: &RunConfig,
+    client: &HttpClient,
+) -> Result<serde_json::Value, SweepError> {
+    use crate::correctness as c;
+    let (reference, name) = c::resolve_reference(cfg, client)
+        .await?
+        .ok_or(c::CheckError::NoReference)?;
+    let v = c::check(cfg, client, &reference, &name).await?;
+    if !v.passed() {
+        return Err(SweepError::Corrupt(c::failure_message(cfg, &name, &v)));
+    }
+    note(format_args!(
+        "run-bm: correctness check passed ({} greedy completions identical to {name})",
+        v.checked
+    ));
+    Ok(c::manifest_entry(&name, &reference, &v))
 }
 
 fn stem(point: &PointSpec) -> String {

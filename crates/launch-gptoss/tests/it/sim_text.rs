@@ -104,6 +104,21 @@ fn text_depends_on_the_prompt_only_unless_kv_is_corrupted() {
     let b = complete(pd, &prompts);
     let c = complete(bad, &prompts);
     let again = complete(colo, &prompts);
+    // run-bm's smoke test checks them against its built-in simulator reference.
+    let healthy = smoke(&dir.path().join(format!("d{pd}.toml")), &[]);
+    let corrupted = smoke(&dir.path().join(format!("d{bad}.toml")), &[]);
+    let mut tampered = run_bm::correctness::Reference::parse(
+        run_bm::correctness::SIM_REFERENCE,
+        Path::new("sim.json"),
+    )
+    .unwrap();
+    tampered.completions[2].text.push_str(" tampered");
+    let tampered_path = dir.path().join("tampered.json");
+    tampered.write(&tampered_path).unwrap();
+    let colo_tampered = smoke(
+        &dir.path().join(format!("d{colo}.toml")),
+        &["--reference", tampered_path.to_str().unwrap()],
+    );
     shutdown(dir.path(), colo);
     shutdown(dir.path(), pd);
     shutdown(dir.path(), bad);
@@ -125,6 +140,42 @@ fn text_depends_on_the_prompt_only_unless_kv_is_corrupted() {
         tail(&c[1]),
         "after the first token it ignores the prompt"
     );
+
+    assert!(healthy.ok, "{:?}", healthy.error);
+    assert_eq!(
+        healthy.correctness,
+        Some(true),
+        "the shipped simulator reference is what the simulator produces"
+    );
+    assert!(!corrupted.ok);
+    let e = corrupted.error.unwrap();
+    assert!(e.starts_with("PD transfer corrupts outputs: 4 of 4"), "{e}");
+    assert!(!colo_tampered.ok);
+    let e = colo_tampered.error.unwrap();
+    assert!(
+        e.starts_with("outputs differ from the reference (this deployment is collocated"),
+        "{e}"
+    );
+    assert!(e.contains("1 of 4"), "{e}");
+}
+
+/// `run-bm --smoke` on the deployment of `record` (in process): its report.
+fn smoke(record: &Path, extra: &[&str]) -> run_bm::smoke::SmokeReport {
+    use clap::Parser;
+    let mut argv: Vec<String> = ["run-bm", "-s", "--deployment-file"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    argv.push(record.display().to_string());
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    let cli = run_bm::cli::Cli::try_parse_from(&argv).unwrap();
+    let cfg = run_bm::config::RunConfig::resolve(&cli, argv).unwrap();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run_bm::smoke::run_smoke(&cfg))
+        .unwrap()
 }
 
 #[test]
