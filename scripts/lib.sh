@@ -211,17 +211,18 @@ PYEOF
   RB_VOCAB=$(( VOCAB - 8 ))
 }
 
-# rs_binaries: LG and RB ($LAUNCH_GPTOSS / $RUN_BM, else a debug cargo build).
+# rs_binaries: LG, RB and VZ ($LAUNCH_GPTOSS / $RUN_BM / $VIZ, else a debug cargo build).
 rs_binaries() {
-  if [ -n "${LAUNCH_GPTOSS:-}" ] && [ -n "${RUN_BM:-}" ]; then
-    LG="$LAUNCH_GPTOSS"; RB="$RUN_BM"
+  if [ -n "${LAUNCH_GPTOSS:-}" ] && [ -n "${RUN_BM:-}" ] && [ -n "${VIZ:-}" ]; then
+    LG="$LAUNCH_GPTOSS"; RB="$RUN_BM"; VZ="$VIZ"
   else
-    rs_log "building launch-gptoss and run-bm (debug)"
-    cargo build -q --locked -p launch-gptoss -p run-bm
+    rs_log "building launch-gptoss, run-bm and viz (debug)"
+    cargo build -q --locked -p launch-gptoss -p run-bm -p viz
     LG="${CARGO_TARGET_DIR:-$PD_ROOT/target}/debug/launch-gptoss"
     RB="${CARGO_TARGET_DIR:-$PD_ROOT/target}/debug/run-bm"
+    VZ="${CARGO_TARGET_DIR:-$PD_ROOT/target}/debug/viz"
   fi
-  [ -x "$LG" ] && [ -x "$RB" ] || rs_die "binaries missing: $LG $RB"
+  [ -x "$LG" ] && [ -x "$RB" ] && [ -x "$VZ" ] || rs_die "binaries missing: $LG $RB $VZ"
 }
 
 # rs_session_pids SID: every process of a session started with `setsid … --block`.

@@ -386,16 +386,10 @@ pub async fn resolve_reference(
     if let Some(p) = &cfg.correctness.reference {
         return Ok(Some((Reference::read(p)?, p.display().to_string())));
     }
-    let sim = match client.get_full("/v1/models", Duration::from_secs(15)).await {
-        Ok(r) => {
-            r.headers
-                .get("x-pd-lab-backend")
-                .and_then(|v| v.to_str().ok())
-                == Some("sim")
-        }
-        Err(_) => false,
-    };
-    if sim {
+    if crate::deployment_check::answers_as_sim(client)
+        .await
+        .unwrap_or(false)
+    {
         let r = Reference::parse(SIM_REFERENCE, Path::new("references/sim.json"))?;
         return Ok(Some((r, SIM_REFERENCE_NAME.to_string())));
     }
