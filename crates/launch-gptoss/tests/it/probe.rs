@@ -404,3 +404,76 @@ fn the_simulator_reports_its_link_constants() {
     assert!(pack.bandwidth_gbps.unwrap() > spread.bandwidth_gbps.unwrap());
     assert_eq!(f.environment.sim_network.as_deref(), Some("ib"));
 }
+
+#[test]
+fn a_signal_stops_the_running_job_and_exits_with_its_code() {
+    use pd_testkit::process::{signal, wait_until, ChildGuard};
+    let dir = tempfile::tempdir().unwrap();
+    let fake = cluster(&[("10.0.0.1", 0.0), ("10.0.0.2", 0.0)]);
+    fake.state.lock().unwrap().jobs.statuses = vec!["RUNNING".into()];
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_launch-gptoss"));
+    cmd.current_dir(dir.path())
+        .env_remove("UCX_TLS")
+        .env_remove("PD_LAB_BACKEND")
+        .args(["probe", "--ray-address", &fake.url(), "--out", "p.json"])
+        .args(SMALL)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = ChildGuard::spawn(&mut cmd);
+    assert!(
+        wait_until(Duration::from_secs(30), || !fake
+            .state
+            .lock()
+            .unwrap()
+            .jobs
+            .submitted
+            .is_empty()),
+        "the job was submitted"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    signal(child.pid() as u32, libc::SIGINT);
+    let (status, _, err) = child.wait_timeout(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
+    assert_eq!(
+        fake.state.lock().unwrap().jobs.stopped.len(),
+        1,
+        "the job was stopped"
+    );
+    assert!(!dir.path().join("p.json").exists());
+}
+
+#[test]
+fn use_libfabric_on_ray_warns_about_the_known_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--mode",
+        "pd-spread",
+        "--p-num",
+        "1",
+        "--p-tp",
+        "4",
+        "--d-num",
+        "1",
+        "--d-tp",
+        "4",
+        "--dry-run",
+        "--nodes",
+        "10.0.0.1:8,10.0.0.2:8",
+    ];
+    bin(dir.path())
+        .args(args)
+        .arg("--use-libfabric")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "https://github.com/vllm-project/vllm/issues/27055",
+        ))
+        .stderr(predicate::str::contains("run-bm --smoke"));
+    bin(dir.path())
+        .args(args)
+        .arg("--use-ucx")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("27055").not());
+}
