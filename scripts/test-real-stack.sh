@@ -17,8 +17,8 @@
 #   6. stops the head by the pids of its own session (never `ray stop`) and removes the
 #      /dev/shm segments vLLM leaked during the run.
 #
-# Needs ~8.5 GiB of free memory and both cores for ~10 minutes (614 s measured with the venv
-# cached, see docs/SETUP.md): run nothing else heavy meanwhile.
+# Needs ~8.5 GiB of free memory and both cores for ~7–10 minutes (433 s measured with the venv
+# and model cached, see docs/REAL-STACK.md): run nothing else heavy meanwhile.
 #
 # The venv, model and Ray helpers are shared with scripts/test-real-spread.sh (scripts/lib.sh).
 #

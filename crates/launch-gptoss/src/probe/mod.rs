@@ -39,17 +39,17 @@ pub fn run(opts: &ProbeOptions) -> Result<ProbeOutcome, ProbeError> {
     let configs = opts.configs()?;
     let file = match &opts.target {
         ProbeTarget::Sim(sim) => {
-            let file = sim::run(&configs, sim, opts.command.clone())?;
             if opts.dry_run {
                 return Ok(ProbeOutcome::DryRun {
                     report: format!(
-                        "{} configuration(s) on the simulator (figures from its constants)\n",
+                        "{} configuration(s) on the simulator (figures from its constants); \
+                         nothing to run\n",
                         configs.len()
                     ),
                     program: String::new(),
                 });
             }
-            file
+            sim::run(&configs, sim, opts.command.clone())?
         }
         ProbeTarget::Ray(r) => {
             if opts.dry_run {
