@@ -10,7 +10,8 @@
 #      pre-flight passes; the overrides put every engine on CPU bundles);
 #   4. launch-gptoss --mode collocated …, run-bm -s recording the greedy correctness
 #      reference of the tiny model (kept next to it: pd-lab-reference.json), a tiny run-bm
-#      sweep, a sweep with --tokenizer (the tiny model's own tokenizer, no --vocab-size)
+#      sweep capturing vLLM's metrics through Ray's metrics agent (series file, deltas, viz
+#      plot), a sweep with --tokenizer (the tiny model's own tokenizer, no --vocab-size)
 #      compared with `vllm bench serve --tokenizer` on the same dataset, shutdown;
 #   5. launch-gptoss --mode pd-pack 1×TP1 + 1×TP1 (NIXL over UCX), run-bm -s checked against
 #      the reference (greedy completions identical to collocated), the sweep, shutdown;
@@ -23,8 +24,9 @@
 # The venv, model and Ray helpers are shared with scripts/test-real-spread.sh (scripts/lib.sh).
 #
 # Env: PD_LAB_CACHE (default ~/.cache/pd-lab), LAUNCH_GPTOSS / RUN_BM / VIZ (binaries;
-#      default: cargo build, debug), REAL_STACK_DASHBOARD_PORT (29265), REAL_STACK_SERVE_PORT (29000),
-#      REAL_STACK_GCS_PORT (26479), REAL_STACK_TIMEOUT (readiness, s; 900), KEEP_WORK=1.
+#      default: cargo build, debug), REAL_STACK_DASHBOARD_PORT (29265), REAL_STACK_SERVE_PORT
+#      (29000), REAL_STACK_GCS_PORT (26479), REAL_STACK_METRICS_PORT (Ray's metrics agent;
+#      29080), REAL_STACK_TIMEOUT (readiness, s; 900), KEEP_WORK=1.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RS_NAME=test-real-stack
@@ -32,6 +34,7 @@ RS_NAME=test-real-stack
 DASH_PORT="${REAL_STACK_DASHBOARD_PORT:-29265}"
 SERVE_PORT="${REAL_STACK_SERVE_PORT:-29000}"
 GCS_PORT="${REAL_STACK_GCS_PORT:-26479}"
+METRICS_PORT="${REAL_STACK_METRICS_PORT:-29080}"
 READY_TIMEOUT="${REAL_STACK_TIMEOUT:-900}"
 DASH="http://127.0.0.1:$DASH_PORT"
 SERVE="http://127.0.0.1:$SERVE_PORT"
@@ -66,7 +69,7 @@ trap 'exit 130' INT TERM
 
 # ---- preconditions ----------------------------------------------------------------------
 rs_shm_snapshot "$WORK/shm.before"
-rs_preconditions 85 "$DASH_PORT" "$SERVE_PORT" "$GCS_PORT"
+rs_preconditions 85 "$DASH_PORT" "$SERVE_PORT" "$GCS_PORT" "$METRICS_PORT"
 
 # ---- 1. venv, 2. tiny GPT-OSS model (offline), binaries ---------------------------------------
 rs_ensure_venv
@@ -84,6 +87,7 @@ RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 setsid "$VENV/bin/ray" start --head --block 
   --node-ip-address 127.0.0.1 --port "$GCS_PORT" --num-cpus 2 --num-gpus 2 \
   --dashboard-host 127.0.0.1 --dashboard-port "$DASH_PORT" --include-dashboard true \
   --ray-client-server-port $((GCS_PORT + 1)) --dashboard-agent-listen-port $((DASH_PORT + 1)) \
+  --metrics-export-port "$METRICS_PORT" \
   --disable-usage-stats --temp-dir "$WORK/ray" >"$WORK/ray-start.log" 2>&1 &
 RAY_SID=$!
 ready=0
@@ -160,8 +164,11 @@ run_case() { # run_case NAME FLAGS...
 
   t=$(date +%s)
   local dir="$WORK/bm/$name"
+  # vLLM's metrics reach Prometheus through Ray's metrics agent (not the Serve ingress).
   if "$RB" -e "realstack_$name" -t concurrency -c 1,2 --itl 128 --otl 16 --num-prompts 4 \
-      --vocab-size "$RB_VOCAB" --timeout 300 --result-dir "$dir" >"$WORK/$name.sweep.out" 2>&1; then
+      --vocab-size "$RB_VOCAB" --timeout 300 --result-dir "$dir" \
+      --metrics-url "http://127.0.0.1:$METRICS_PORT" --metrics-interval 1 \
+      >"$WORK/$name.sweep.out" 2>&1; then
     ok "[$name] run-bm sweep (c=1,2) in $(( $(date +%s) - t )) s"
   else
     bad "[$name] run-bm sweep"; tail -n 20 "$WORK/$name.sweep.out"
@@ -176,6 +183,7 @@ for f in files:
     ok = ok and j.get("completed") == 4 and not j.get("failed")
 sys.exit(0 if ok else 1)
 PYEOF
+  server_metrics_case "$name" "$dir"
 
   if [ "$name" = collocated ]; then tokenizer_case "$name"; fi
 
@@ -183,6 +191,42 @@ PYEOF
   if "$LG" shutdown; then ok "[$name] shutdown in $(( $(date +%s) - t )) s"; else bad "[$name] shutdown"; fi
   check "[$name] record removed" test ! -e "$PD_LAB_DEPLOYMENT"
   check "[$name] application gone" test -z "$(curl -fsS "$DASH/api/serve/applications/" | grep -o '"gptoss"' || true)"
+}
+
+# Server metrics (issue 15): each point of the sweep above has its series (before / during /
+# after scrapes of vLLM's metrics as Ray exports them, ray_vllm_*), its result the deltas
+# (at least the client's 4 × 128 prompt and 4 × 16 generated tokens: in PD both instances
+# count), and viz plots them.
+server_metrics_case() { # server_metrics_case NAME DIR
+  local name="$1" dir="$2"
+  check "[$name] server metrics: series in conc<C>.metrics.csv, deltas in pd_lab.server_metrics" \
+    "$PY" - "$dir" "$name" <<'PYEOF'
+import csv, glob, json, sys
+ok = True
+for c in (1, 2):
+    rows = list(csv.DictReader(open(f"{sys.argv[1]}/conc{c}.metrics.csv")))
+    phases = {r["phase"] for r in rows}
+    names = {r["metric"] for r in rows}
+    kv = [n for n in names if n.endswith("kv_cache_usage_perc") or n.endswith("gpu_cache_usage_perc")]
+    running = [n for n in names if n.endswith("num_requests_running")]
+    sm = json.load(open(f"{sys.argv[1]}/conc{c}.json"))["pd_lab"].get("server_metrics", {})
+    print(f"conc{c}: {len(rows)} rows, phases {sorted(phases)}, e.g. {sorted(names)[:4]}")
+    print(f"conc{c}: server_metrics", json.dumps({k: v for k, v in sm.items() if k != "sources"}))
+    ok = ok and {"before", "after"} <= phases and kv and running
+    ok = ok and all(n.startswith(("vllm:", "ray_vllm")) for n in names)
+    ok = ok and sm.get("prompt_tokens", 0) >= 4 * 128 and sm.get("generation_tokens", 0) >= 4 * 16
+    ok = ok and sm["scrapes"]["failed"] == 0 and "kv_cache_usage_max" in sm
+    if sys.argv[2] == "pd-pack":
+        print(f"conc{c}: nixl", sm.get("nixl"))
+sys.exit(0 if ok else 1)
+PYEOF
+  local plots="$WORK/plots/$name"
+  if "$VZ" --result-dir "$dir" --plot-type server-metrics --plot-path "$plots" --no-show-tables \
+      >"$WORK/$name.viz.out" 2>&1; then
+    check "[$name] viz plots the server metrics" test -s "$plots/${dir##*/}_server-metrics.png"
+  else
+    bad "[$name] viz --plot-type server-metrics"; tail -n 10 "$WORK/$name.viz.out"
+  fi
 }
 
 # Any model (issue: tokenizer-aware prompts): run-bm with --tokenizer and no other model

@@ -11,6 +11,14 @@ pub use tracing::level_filters::LevelFilter;
 /// Install the stderr subscriber: `level` from the tool's `-q`/`-v` flags; `RUST_LOG`, when
 /// set, overrides it (e.g. `RUST_LOG=run_bm=debug`). Safe to call more than once.
 pub fn init(level: LevelFilter) {
+    init_with_writer(level, std::io::stderr);
+}
+
+/// [`init`] with another stderr writer (run-bm's prints above its progress bars).
+pub fn init_with_writer<W>(level: LevelFilter, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => {
@@ -24,7 +32,7 @@ pub fn init(level: LevelFilter) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .without_time()
         .with_target(false)
         // A broken stderr (a dropped ssh session, `2>&-` into a closed pipe) must not

@@ -11,8 +11,11 @@
 //! * [`result`]: one result file per sweep point, a superset of `vllm bench serve` JSON.
 //! * [`manifest`]: the experiment manifest written into every result directory.
 //! * [`requests`]: the per-request CSV written next to every sweep point.
-//! * [`naming`]: result directory and file names.
+//! * [`naming`]: result directory and file names (repeated runs `P-<k>.json` too).
 //! * [`probe`]: the NIXL transfer probe's result file.
+//! * [`stats`], [`repeats`]: Student-t intervals and the aggregate of repeated runs.
+//! * [`prometheus`], [`server_metrics`]: the server's Prometheus text, the per-point
+//!   metrics CSV and the `pd_lab.server_metrics` summary.
 //! * [`label`]: parser for the configuration labels found in legacy directory names.
 //! * [`fsutil`]: atomic file writes.
 //! * [`redact`]: keeping secrets out of recorded commands and environments.
@@ -37,9 +40,13 @@ pub mod label;
 pub mod manifest;
 pub mod naming;
 pub mod probe;
+pub mod prometheus;
 pub mod redact;
+pub mod repeats;
 pub mod requests;
 pub mod result;
+pub mod server_metrics;
+pub mod stats;
 pub mod url;
 pub mod workload;
 

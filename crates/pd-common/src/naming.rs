@@ -107,6 +107,35 @@ pub fn parse_point_file_name(name: &str) -> Option<(SweepKind, f64)> {
     None
 }
 
+/// File name of run `k` (k ≥ 1) of a point repeated with `run-bm --repeat`:
+/// `conc16.json`, 2 → `conc16-2.json`; `conc32_rr1.json`, 3 → `conc32_rr1-3.json`.
+pub fn run_file_name(point_file: &str, k: u32) -> String {
+    let stem = point_file.strip_suffix(".json").unwrap_or(point_file);
+    format!("{stem}-{k}.json")
+}
+
+/// `conc16-2.json` → (`conc16.json`, 2): the point and run number of a repeated run's
+/// file. The part before `-<k>` must itself be a point file name (`conc<N>`, `rr<R>`
+/// or `conc<C>_rr<R>`); k ≥ 1, digits only.
+pub fn split_run_file_name(name: &str) -> Option<(String, u32)> {
+    let stem = name.strip_suffix(".json")?;
+    let (base, k) = stem.rsplit_once('-')?;
+    if k.is_empty() || !k.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let k: u32 = k.parse().ok().filter(|k| *k > 0)?;
+    let base = format!("{base}.json");
+    let capped_rate = base
+        .strip_prefix("conc")
+        .and_then(|r| r.split_once("_rr"))
+        .is_some_and(|(c, r)| {
+            !c.is_empty()
+                && c.chars().all(|ch| ch.is_ascii_digit())
+                && parse_point_file_name(&format!("rr{r}")).is_some()
+        });
+    (parse_point_file_name(&base).is_some() || capped_rate).then_some((base, k))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +182,36 @@ mod tests {
         assert!(validate_exp_name("a/b").is_err());
         assert!(validate_exp_name("").is_err());
         assert!(validate_exp_name("pd_1p2-2d2").is_ok());
+    }
+
+    #[test]
+    fn run_files_of_repeated_points() {
+        for (name, base, k) in [
+            ("conc16-2.json", "conc16.json", 2),
+            ("rr2.5-10.json", "rr2.5.json", 10),
+            ("rr1.0-1.json", "rr1.0.json", 1),
+            ("conc32_rr1-3.json", "conc32_rr1.json", 3),
+        ] {
+            assert_eq!(
+                split_run_file_name(name),
+                Some((base.to_string(), k)),
+                "{name}"
+            );
+            assert_eq!(run_file_name(base, k), name);
+        }
+        for bad in [
+            "conc16.json",
+            "conc16-0.json",
+            "conc16-x.json",
+            "conc16-.json",
+            "notes-1.json",
+            "conc_rr1-1.json",
+            "concx_rr1-1.json",
+            "conc4_rrx-1.json",
+            "conc16-1.csv",
+            "conc16--1.json",
+        ] {
+            assert_eq!(split_run_file_name(bad), None, "{bad}");
+        }
     }
 }

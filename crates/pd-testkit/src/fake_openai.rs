@@ -1,7 +1,7 @@
 //! A scripted OpenAI-compatible server for tests and the client-ceiling benchmark.
 //!
 //! It serves `GET /v1/models`, `GET /version`, `POST /tokenize`, `POST /v1/completions`
-//! and `POST /v1/chat/completions`; what each completion request gets is decided by a
+//! and `POST /v1/chat/completions` (and `GET /metrics` when given a [`MetricsScript`]); what each completion request gets is decided by a
 //! script function: a plain status and body, scripted SSE frames with delays (optionally
 //! breaking the connection afterwards), or a generated stream of `max_tokens` tokens at a
 //! fixed rate, like vLLM with `ignore_eos` (chat requests get vLLM's chat chunks: a role
@@ -107,6 +107,10 @@ pub struct RecordedRequest {
 /// The script.
 pub type Script = Arc<dyn Fn(&RequestInfo) -> Reply + Send + Sync>;
 
+/// What `GET /metrics` answers, from the server's counters: a [`Reply::Status`] with a
+/// Prometheus page, or [`Reply::Hang`] (other replies answer 500).
+pub type MetricsScript = Arc<dyn Fn(&ServerStats) -> Reply + Send + Sync>;
+
 /// Counters of the server.
 #[derive(Debug, Default)]
 pub struct ServerStats {
@@ -137,6 +141,8 @@ pub struct FakeOptions {
     pub headers: Vec<(String, String)>,
     /// Body of `GET /version`.
     pub version: serde_json::Value,
+    /// `GET /metrics` (None: 404, like a Ray Serve ingress).
+    pub metrics: Option<MetricsScript>,
 }
 
 impl FakeOptions {
@@ -148,6 +154,7 @@ impl FakeOptions {
             max_model_len: 0,
             headers: vec![],
             version: serde_json::json!({"version": "fake-0"}),
+            metrics: None,
         }
     }
 
@@ -218,8 +225,10 @@ impl FakeServer {
             max_model_len,
             headers,
             version,
+            metrics,
         } = opts;
         let extra = Arc::new(ExtraResponse {
+            metrics,
             headers: headers
                 .into_iter()
                 .filter_map(|(k, v)| {
@@ -301,6 +310,7 @@ impl FakeServer {
 
 /// What every response of a server gets.
 struct ExtraResponse {
+    metrics: Option<MetricsScript>,
     headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
     version: String,
 }
@@ -370,6 +380,17 @@ async fn handle(
             return Ok(fixed(StatusCode::OK, body.to_string()));
         }
         ("GET", "/version") => return Ok(fixed(StatusCode::OK, extra.version.clone())),
+        ("GET", "/metrics") if extra.metrics.is_some() => {
+            let reply = extra.metrics.as_ref().map(|m| m(&stats));
+            return Ok(match reply {
+                Some(Reply::Status { status, body }) => fixed(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    body,
+                ),
+                Some(Reply::Hang) => std::future::pending().await,
+                _ => fixed(StatusCode::INTERNAL_SERVER_ERROR, String::new()),
+            });
+        }
         ("POST", "/tokenize") => {
             let bytes = req
                 .into_body()

@@ -27,6 +27,8 @@ Examples:
   run-bm -e pd_p1xtp4-d1xtp4 --check-correctness --reference ref.json --itl 5000 --otl 250
   run-bm -e baseline_4xtp2 -t concurrency --itl 5000 --otl 250
   run-bm -e rate_test -t request-rate -r 1,2,4,8 --itl 5000 --otl 250
+  run-bm -e baseline_4xtp2 -c 16,32 --repeat 3 --json > sweep.json   # 3 runs per point, CIs
+  run-bm -e pd_p1xtp2-d2xtp2 -c 16 --metrics-url http://10.0.0.5:8080  # Ray's metrics agent
   run-bm -e pd_p1xtp2-d2xtp2 -c 16 --goodput ttft:2000 tpot:50 --save-detailed
   run-bm -r 4 --burstiness 0.5 --max-concurrency 64 --num-prompts 1000   # -t inferred
   run-bm --tokenizer ~/models/llama-8b -c 8,16 --itl 2000 --otl 200       # text prompts, any model
@@ -36,7 +38,9 @@ Examples:
 Without -t, the sweep type follows the flags: -r with a finite rate is a request-rate
 sweep, otherwise a concurrency sweep. Results: bm_results/<model>_itl<ITL>_otl<OTL>_<mode>_<exp-name>/
 with one conc<C>.json, rr<R>.json or conc<C>_rr<R>.json (a rate capped at C requests in
-flight) per point (vllm-bench-serve format), <point>.requests.csv and manifest.json.
+flight) per point (vllm-bench-serve format), <point>.requests.csv, <point>.metrics.csv
+(the server's metrics, when it serves them) and manifest.json; with --repeat K also
+<point>-<k>.json for each run.
 When a deployment record exists (.pd-lab/deployment.toml or $PD_LAB_DEPLOYMENT, written
 by launch-gptoss), the base URL, model name, label and GPU count come from it unless
 given on the command line. Logs: -v/-q or RUST_LOG=run_bm=debug. Ctrl-C, SIGTERM and
@@ -218,6 +222,27 @@ fn whole_seconds(s: &str) -> Result<u64, String> {
         )),
         Ok(v) => Ok(v),
         Err(_) => Err(format!("'{s}' is not a whole number of seconds ≥ 0")),
+    }
+}
+
+/// Most runs of one point (`--repeat`).
+pub const MAX_REPEAT: u32 = 100;
+
+fn repeat_count(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(k) if (1..=MAX_REPEAT).contains(&k) => Ok(k),
+        _ => Err(format!(
+            "'{s}' is not a number of runs between 1 and {MAX_REPEAT}"
+        )),
+    }
+}
+
+fn metrics_interval(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.1..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds between 0.1 and 3600"
+        )),
     }
 }
 
@@ -635,6 +660,43 @@ pub struct Cli {
     /// response started; 0 = never).
     #[arg(long, default_value = "300", value_parser = non_negative_seconds)]
     pub stall_timeout: f64,
+
+    /// Run each point K times (a fresh warmup each): P-1.json … P-K.json, and P.json with
+    /// the means and 95 % confidence intervals (Student t) of every headline metric.
+    #[arg(long, default_value = "1", value_name = "K", value_parser = repeat_count)]
+    pub repeat: u32,
+
+    /// Print the sweep's summary as one JSON object on stdout (for pipelines) instead of
+    /// the tables; the per-point summaries then go to stderr.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Do not capture the server's Prometheus metrics (by default they are scraped before,
+    /// during and after each point when <base-url>/metrics serves vLLM's metrics).
+    #[arg(long, help_heading = "Server metrics")]
+    pub no_server_metrics: bool,
+
+    /// Where to scrape the server's metrics instead of <base-url>/metrics: on Ray, each
+    /// node's metrics agent, http://<node>:<metrics-export-port> (several: repeat the flag
+    /// or separate with commas).
+    #[arg(
+        long,
+        value_name = "URL",
+        value_delimiter = ',',
+        conflicts_with = "no_server_metrics",
+        help_heading = "Server metrics"
+    )]
+    pub metrics_url: Vec<String>,
+
+    /// Seconds between the scrapes taken while a point runs.
+    #[arg(
+        long,
+        default_value = "2",
+        value_name = "S",
+        value_parser = metrics_interval,
+        help_heading = "Server metrics"
+    )]
+    pub metrics_interval: f64,
 
     #[command(flatten)]
     pub verbosity: clap_verbosity_flag::Verbosity<clap_verbosity_flag::WarnLevel>,

@@ -172,6 +172,44 @@ pub struct RunConfig {
     pub url_source: UrlSource,
     /// The KV-correctness check (`--reference`, `--record-reference`, `--check-correctness`).
     pub correctness: CorrectnessOptions,
+    /// Runs per point (`--repeat`).
+    pub repeat: u32,
+    /// Prompt index offset between the runs of a repeated point.
+    pub repeat_stride: u64,
+    /// Server-metrics capture (`None`: `--no-server-metrics`).
+    pub server_metrics: Option<MetricsOptions>,
+    /// `--json`: the sweep summary as JSON on stdout.
+    pub json: bool,
+}
+
+/// Server-metrics capture settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsOptions {
+    /// `--metrics-url` endpoints (parsed; empty: `<base-url>/metrics`, captured only when
+    /// it serves vLLM's metrics).
+    pub urls: Vec<pd_common::url::BaseUrl>,
+    /// Between scrapes while a point runs.
+    pub interval: Duration,
+}
+
+fn server_metrics_options(cli: &Cli) -> Result<Option<MetricsOptions>, ConfigError> {
+    if cli.no_server_metrics {
+        return Ok(None);
+    }
+    let urls = cli
+        .metrics_url
+        .iter()
+        .map(|u| u.trim())
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            pd_common::url::BaseUrl::parse(u, 80)
+                .map_err(|e| invalid(format!("--metrics-url {u}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(MetricsOptions {
+        urls,
+        interval: Duration::from_secs_f64(cli.metrics_interval),
+    }))
 }
 
 /// Flags of the KV-correctness check ([`crate::correctness`]).
@@ -473,6 +511,9 @@ impl RunConfig {
             }
         };
         let warm = cli.warmup;
+        // Each run of a repeated point gets its own prompts (run k: indices from
+        // (k − 1) × max_prompts), so a run never hits the prefix cache its predecessor filled.
+        let table_prompts = max_prompts.saturating_mul(u64::from(cli.repeat));
         let table: Option<Table> = match (cli.dataset_name, &tokenizer, &shape) {
             (Some(name @ (DatasetName::Sharegpt | DatasetName::Custom)), Some(tok), _) => {
                 let path = cli.dataset_path.clone().unwrap_or_default();
@@ -487,11 +528,11 @@ impl RunConfig {
                         || cli.no_custom_skip_chat_template,
                     endpoint: endpoint_kind,
                 };
-                Some(file_table(name, &path, tok, &opts, max_prompts, warm)?)
+                Some(file_table(name, &path, tok, &opts, table_prompts, warm)?)
             }
             (_, Some(tok), Some(shape)) if prompt_format == PromptFormat::Text => {
                 let started = std::time::Instant::now();
-                let t = synthetic_table(shape, tok, seed, max_prompts, warm, endpoint_kind)?;
+                let t = synthetic_table(shape, tok, seed, table_prompts, warm, endpoint_kind)?;
                 tracing::info!(
                     samples = t.main.len() + t.warm.len(),
                     seconds = started.elapsed().as_secs_f64(),
@@ -646,6 +687,10 @@ impl RunConfig {
                 check_before_sweep: (cli.check_correctness && !cli.no_check_correctness)
                     || cli.reference.is_some(),
             },
+            repeat: cli.repeat,
+            repeat_stride: max_prompts.max(1),
+            server_metrics: server_metrics_options(cli)?,
+            json: cli.json,
         })
     }
 

@@ -10,7 +10,9 @@
 //!   the server's limits before load.
 //! * [`schedule`], [`runner`], [`cancel`]: arrivals, concurrency, signals.
 //! * metrics: `pd_common::bench` (shared with the simulator's virtual client).
-//! * [`output`], [`summary`], [`progress`]: files, console summary, progress display.
+//! * [`output`], [`summary`], [`progress`]: files, console summaries (of a point and of
+//!   the sweep), progress display (the sweep line with its ETA and the point's bar).
+//! * [`capture`]: the server's Prometheus metrics around each point.
 //! * [`sweep`], [`smoke`], [`probe`]: the two commands and the start-of-run check.
 //! * [`correctness`]: greedy completions compared with a reference (part of `--smoke`,
 //!   and before a sweep with `--check-correctness`): "PD transfer corrupts outputs".
@@ -18,6 +20,7 @@
 //!   is sent (resource limits, the result directory, a stale deployment record).
 
 pub mod cancel;
+pub mod capture;
 pub mod chat_template;
 pub mod chunk;
 pub mod cli;
@@ -154,7 +157,9 @@ pub fn run(cli: cli::Cli, argv: Vec<String>) -> anyhow::Result<i32> {
                 return Ok(exit_code(&none, cancel.signal()));
             }
         }
-        let outcome = sweep::run_sweep(&cfg, &cancel, dir).await?;
+        // Where the server's metrics come from (refused when --metrics-url does not answer).
+        let scraper = tokio::task::block_in_place(|| capture::resolve(&cfg)).map_err(Refused)?;
+        let outcome = sweep::run_sweep(&cfg, &cancel, dir, scraper).await?;
         Ok(exit_code(&outcome, cancel.signal()))
     })
 }

@@ -6,7 +6,10 @@ fn main() {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let cli = run_bm::cli::Cli::parse();
-    pd_common::diag::init(cli.verbosity.tracing_level_filter());
+    pd_common::diag::init_with_writer(
+        cli.verbosity.tracing_level_filter(),
+        run_bm::progress::ConsoleWriter,
+    );
     match run_bm::run(cli, argv) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -1,5 +1,6 @@
-//! Writing one point: the vLLM-compatible result JSON, the per-request CSV and the
-//! experiment manifest (all through pd-common, all atomic: temp file + rename).
+//! Writing one point: the vLLM-compatible result JSON, the per-request CSV, the server's
+//! metrics (`P.metrics.csv`, when captured) and the experiment manifest (all through
+//! pd-common, all atomic: temp file + rename).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use pd_common::manifest::{
 };
 use pd_common::naming::{MANIFEST_FILE, REQUESTS_CSV_SUFFIX};
 use pd_common::requests::{write_requests_csv, RequestRecord};
+use pd_common::server_metrics::{metrics_csv_name, write_metrics_csv, Scrape};
 use pd_common::{BenchResult, ExperimentManifest, PdLabExtra};
 use serde_json::{Map, Value};
 
@@ -214,22 +216,33 @@ pub fn request_records(run: &PointRun) -> Vec<RequestRecord> {
 pub struct WrittenPoint {
     pub result: PathBuf,
     pub requests_csv: PathBuf,
+    pub metrics_csv: Option<PathBuf>,
     pub manifest: PathBuf,
 }
 
-/// Write the result, the CSV and update the manifest.
+/// Write the result, the CSVs (requests; the server's metrics when `scrapes` were
+/// captured) and update the manifest.
 pub fn write_point(
     cfg: &RunConfig,
     point: &PointSpec,
     run: &PointRun,
     result: &BenchResult,
     facts: &RunFacts,
+    scrapes: Option<&[Scrape]>,
 ) -> Result<WrittenPoint, pd_common::Error> {
     let dir = &cfg.result_dir;
     let result_path = dir.join(&point.file_name);
     let csv_file = csv_name(&point.file_name);
     let csv_path = dir.join(&csv_file);
     write_requests_csv(&csv_path, &request_records(run))?;
+    let metrics_csv = match scrapes {
+        Some(s) => {
+            let p = dir.join(metrics_csv_name(&point.file_name));
+            write_metrics_csv(&p, s)?;
+            Some(p)
+        }
+        None => None,
+    };
     result.write(&result_path)?;
     let manifest_path = dir.join(MANIFEST_FILE);
     let mut manifest = load_or_new_manifest(cfg, &manifest_path, facts);
@@ -248,6 +261,7 @@ pub fn write_point(
     Ok(WrittenPoint {
         result: result_path,
         requests_csv: csv_path,
+        metrics_csv,
         manifest: manifest_path,
     })
 }

@@ -196,7 +196,13 @@ fn result_files(dir: &Path) -> Vec<PathBuf> {
 /// The files of one point: `<stem>.json`, `<stem>.<kind>.csv` (requests, metrics),
 /// `<stem>-<k>.json` / `<stem>-<k>.<kind>.csv` (repeats). Another point whose name starts
 /// with this one's (`rr1.0.json` beside `rr1.json`, `conc40` beside `conc4`) never matches.
+#[cfg(test)]
 fn point_files(dir: &Path, file_name: &str) -> Vec<PathBuf> {
+    point_files_of(dir, file_name, true)
+}
+
+/// [`point_files`], with or without the files of its repeated runs.
+fn point_files_of(dir: &Path, file_name: &str, with_runs: bool) -> Vec<PathBuf> {
     let stem = file_name.strip_suffix(".json").unwrap_or(file_name);
     // `.json` or `.<kind>.csv` with one word for the kind.
     let own_suffix = |r: &str| {
@@ -217,10 +223,11 @@ fn point_files(dir: &Path, file_name: &str) -> Vec<PathBuf> {
             if own_suffix(rest) {
                 return true;
             }
-            rest.strip_prefix('-').is_some_and(|r| {
-                let digits = r.chars().take_while(char::is_ascii_digit).count();
-                digits > 0 && own_suffix(&r[digits..])
-            })
+            with_runs
+                && rest.strip_prefix('-').is_some_and(|r| {
+                    let digits = r.chars().take_while(char::is_ascii_digit).count();
+                    digits > 0 && own_suffix(&r[digits..])
+                })
         })
         .collect()
 }
@@ -373,9 +380,20 @@ impl DirPlan {
         Ok(())
     }
 
-    /// Before a point's files are written: move its old files (if any) aside.
+    /// Before a point's files are written: move its old files (if any, its repeated
+    /// runs' included) aside.
     pub fn before_write(&mut self, point: &PointSpec) -> Result<(), DirError> {
-        let old = point_files(&self.dir, &point.file_name);
+        self.move_old(&point.file_name, true)
+    }
+
+    /// Before the aggregate of a repeated point is written over an old one: move the old
+    /// `P.json` / `P.<kind>.csv` aside (not the runs).
+    pub fn before_write_exact(&mut self, file_name: &str) -> Result<(), DirError> {
+        self.move_old(file_name, false)
+    }
+
+    fn move_old(&mut self, file_name: &str, with_runs: bool) -> Result<(), DirError> {
+        let old = point_files_of(&self.dir, file_name, with_runs);
         if old.is_empty() {
             return Ok(());
         }
@@ -384,10 +402,7 @@ impl DirPlan {
         }
         note(format_args!(
             "[{}] replaces the existing result; the previous file(s) are kept in {}",
-            point
-                .file_name
-                .strip_suffix(".json")
-                .unwrap_or(&point.file_name),
+            file_name.strip_suffix(".json").unwrap_or(file_name),
             self.backup.display()
         ));
         Ok(())
@@ -447,6 +462,32 @@ mod tests {
                 "conc4.requests.csv"
             ]
         );
+    }
+
+    #[test]
+    fn exact_files_leave_the_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in [
+            "conc4.json",
+            "conc4.metrics.csv",
+            "conc4-1.json",
+            "conc4-1.metrics.csv",
+        ] {
+            std::fs::write(dir.path().join(n), "x").unwrap();
+        }
+        let names = |with_runs| -> Vec<String> {
+            point_files_of(dir.path(), "conc4.json", with_runs)
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(names(false), ["conc4.json", "conc4.metrics.csv"]);
+        assert_eq!(names(true).len(), 4);
+        let run1: Vec<String> = point_files_of(dir.path(), "conc4-1.json", true)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(run1, ["conc4-1.json", "conc4-1.metrics.csv"]);
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! The console summary of a point, in `vllm bench serve`'s layout (spec G.10), followed
-//! by pd-lab's extra lines.
+//! by pd-lab's extra lines; and the summary of a whole sweep ([`SweepRow`]): a table on
+//! stdout, or one JSON object with `--json`.
 
 use std::fmt::Write;
 
+use pd_common::repeats::recorded;
 use pd_common::result::percentile_word;
+use pd_common::{BenchResult, SweepKind};
+use serde_json::{json, Map, Value};
 
 use crate::schedule::ScheduleReport;
 use pd_common::bench::{FailureKind, PointMetrics, RequestOutcome};
@@ -102,6 +106,224 @@ pub fn render(h: &SummaryHeader, m: &PointMetrics, sched: Option<&ScheduleReport
         );
     }
     out
+}
+
+/// What happened to a point of the sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointStatus {
+    /// Measured in this run.
+    Measured,
+    /// Already done (`--resume`).
+    Skipped,
+    /// Cut short by a signal (partial results).
+    Interrupted,
+}
+
+impl PointStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PointStatus::Measured => "measured",
+            PointStatus::Skipped => "skipped",
+            PointStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One point in the sweep's summary: its result (the aggregate of a repeated point).
+#[derive(Debug, Clone)]
+pub struct SweepRow {
+    /// The point's file (`conc16.json`; a repeated point's aggregate).
+    pub file: String,
+    /// Its runs' files (empty for a single run).
+    pub run_files: Vec<String>,
+    pub status: PointStatus,
+    pub result: BenchResult,
+}
+
+impl SweepRow {
+    fn stem(&self) -> &str {
+        self.file.strip_suffix(".json").unwrap_or(&self.file)
+    }
+
+    fn runs(&self) -> usize {
+        self.run_files.len().max(1)
+    }
+
+    /// `value ±half` of a metric (± the half-width of its 95 % interval, when repeated).
+    fn with_ci(&self, key: &str, value: Option<f64>, prec: usize) -> String {
+        let Some(v) = value.filter(|v| v.is_finite()) else {
+            return "-".into();
+        };
+        let half = recorded(&self.result)
+            .and_then(|r| r.ci95.get(key).copied())
+            .map(|(lo, hi)| (hi - lo) / 2.0);
+        match half {
+            Some(h) if h.is_finite() => format!("{v:.prec$} ±{h:.prec$}"),
+            _ => format!("{v:.prec$}"),
+        }
+    }
+
+    fn server(&self, key: &str) -> Option<f64> {
+        self.result
+            .pd_lab
+            .as_ref()?
+            .other
+            .get("server_metrics")?
+            .get(key)?
+            .as_f64()
+    }
+
+    /// The row as JSON (for `--json`).
+    pub fn to_json(&self) -> Value {
+        let r = &self.result;
+        let (kind, value) = r.sweep_point();
+        let mut m = Map::new();
+        m.insert("point".into(), json!(self.stem()));
+        m.insert("file".into(), json!(self.file));
+        m.insert("status".into(), json!(self.status.as_str()));
+        m.insert("sweep".into(), json!(kind.to_string()));
+        m.insert("value".into(), json!(value));
+        m.insert("runs".into(), json!(self.runs()));
+        m.insert("run_files".into(), json!(self.run_files));
+        m.insert("completed".into(), json!(r.completed));
+        m.insert("failed".into(), json!(r.failed.unwrap_or(0)));
+        m.insert("duration".into(), json!(r.duration));
+        m.insert("request_throughput".into(), json!(r.request_throughput));
+        m.insert("output_throughput".into(), json!(r.output_throughput));
+        m.insert(
+            "total_token_throughput".into(),
+            json!(r.total_token_throughput),
+        );
+        for (k, v) in &r.rest {
+            if k.ends_with("_ms") {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        if let Some(rec) = recorded(r) {
+            m.insert(
+                "ci95".into(),
+                Value::Object(
+                    rec.ci95
+                        .iter()
+                        .map(|(k, (lo, hi))| (k.clone(), json!([lo, hi])))
+                        .collect(),
+                ),
+            );
+        }
+        if let Some(sm) = r
+            .pd_lab
+            .as_ref()
+            .and_then(|x| x.other.get("server_metrics"))
+        {
+            m.insert("server_metrics".into(), sm.clone());
+        }
+        Value::Object(m)
+    }
+}
+
+/// The sweep's summary table (one row per point).
+pub fn render_sweep_table(rows: &[SweepRow]) -> String {
+    let header = [
+        "point",
+        "runs",
+        "ok",
+        "failed",
+        "req/s",
+        "out tok/s",
+        "median TTFT ms",
+        "median TPOT ms",
+        "KV max %",
+        "preempt",
+    ];
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let r = &row.result;
+            let mut point = row.stem().to_string();
+            if row.status != PointStatus::Measured {
+                point.push_str(&format!(" ({})", row.status.as_str()));
+            }
+            vec![
+                point,
+                row.runs().to_string(),
+                r.completed.to_string(),
+                r.failed.unwrap_or(0).to_string(),
+                row.with_ci("request_throughput", Some(r.request_throughput), 2),
+                row.with_ci("output_throughput", Some(r.output_throughput), 1),
+                row.with_ci("median_ttft_ms", r.median_ttft_ms(), 1),
+                row.with_ci("median_tpot_ms", r.median_tpot_ms(), 2),
+                row.server("kv_cache_usage_max")
+                    .map_or("-".into(), |v| format!("{:.1}", v * 100.0)),
+                row.server("num_preemptions")
+                    .map_or("-".into(), |v| format!("{v:.0}")),
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            body.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| -> String {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                if i == 0 {
+                    format!("{c:<w$}")
+                } else {
+                    format!("{c:>w$}")
+                }
+            })
+            .collect();
+        parts.join("  ").trim_end().to_string()
+    };
+    let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+    let mut out = String::new();
+    let _ = writeln!(out, "{:=^total$}", " Sweep summary ");
+    let _ = writeln!(
+        out,
+        "{}",
+        line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+    );
+    for r in &body {
+        let _ = writeln!(out, "{}", line(r));
+    }
+    if rows
+        .iter()
+        .any(|r| recorded(&r.result).is_some_and(|x| !x.ci95.is_empty()))
+    {
+        let _ = writeln!(
+            out,
+            "± is the half-width of the 95 % confidence interval of the mean over the runs (Student t)."
+        );
+    }
+    let _ = writeln!(out, "{}", "=".repeat(total));
+    out
+}
+
+/// The sweep's summary as one JSON object (`--json`).
+pub fn sweep_json(
+    result_dir: &str,
+    sweep: SweepKind,
+    repeat: u32,
+    interrupted: bool,
+    rows: &[SweepRow],
+) -> Value {
+    json!({
+        "tool": "run-bm",
+        "tool_version": pd_common::VERSION,
+        "result_dir": result_dir,
+        "sweep": sweep.to_string(),
+        "repeat": repeat,
+        "interrupted": interrupted,
+        "points": rows.iter().map(SweepRow::to_json).collect::<Vec<_>>(),
+    })
 }
 
 /// Failures of a point counted per kind (in first-seen order) and per distinct message.
@@ -225,5 +447,58 @@ mod tests {
         assert!(s.contains("---------------Time to First Token----------------\n"));
         assert!(s.contains("P99 TTFT (ms):                           639.40    \n"));
         assert!(!s.contains("Request rate configured"));
+    }
+
+    fn row(file: &str, tpot: [f64; 3], status: PointStatus) -> SweepRow {
+        let runs: Vec<BenchResult> = tpot
+            .iter()
+            .map(|t| {
+                serde_json::from_value(json!({
+                    "request_rate": "inf", "max_concurrency": 4, "duration": 10.0,
+                    "completed": 20, "failed": 0, "total_input_tokens": 1000,
+                    "total_output_tokens": 100, "request_throughput": 2.0,
+                    "output_throughput": 10.0 * t, "total_token_throughput": 110.0,
+                    "median_ttft_ms": 50.0, "median_tpot_ms": t,
+                    "pd_lab": {"tool": "run-bm", "sweep": "concurrency", "sweep_value": 4.0,
+                               "server_metrics": {"kv_cache_usage_max": 0.25, "num_preemptions": 3}}
+                }))
+                .unwrap()
+            })
+            .collect();
+        let files: Vec<String> = (1..=3).map(|k| format!("conc4-{k}.json")).collect();
+        SweepRow {
+            file: file.into(),
+            run_files: files.clone(),
+            status,
+            result: pd_common::repeats::aggregate_with_repeats(&runs, files).unwrap(),
+        }
+    }
+
+    #[test]
+    fn sweep_table_and_json() {
+        let rows = [
+            row("conc4.json", [10.0, 12.0, 14.0], PointStatus::Measured),
+            row("conc8.json", [20.0, 20.0, 20.0], PointStatus::Skipped),
+        ];
+        let t = render_sweep_table(&rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].contains(" Sweep summary "), "{t}");
+        assert!(lines[1].starts_with("point"), "{t}");
+        // Median TPOT 12 ± 4.97 (t(0.975, 2) · 2 / √3), KV 25 %, 3 preemptions.
+        assert!(lines[2].starts_with("conc4 "), "{t}");
+        assert!(lines[2].contains("12.00 ±4.97"), "{t}");
+        assert!(lines[2].contains("25.0"), "{t}");
+        assert!(lines[3].starts_with("conc8 (skipped)"), "{t}");
+        assert!(lines[3].contains("20.00 ±0.00"), "{t}");
+        assert!(t.contains("95 % confidence interval"));
+        let j = sweep_json("/r", SweepKind::Concurrency, 3, false, &rows);
+        assert_eq!(j["repeat"], 3);
+        assert_eq!(j["points"][0]["point"], "conc4");
+        assert_eq!(j["points"][0]["runs"], 3);
+        assert_eq!(j["points"][0]["median_tpot_ms"], 12.0);
+        let ci = j["points"][0]["ci95"]["median_tpot_ms"].as_array().unwrap();
+        assert!((ci[1].as_f64().unwrap() - 16.968_275).abs() < 1e-5);
+        assert_eq!(j["points"][1]["status"], "skipped");
+        assert_eq!(j["points"][0]["server_metrics"]["num_preemptions"], 3);
     }
 }

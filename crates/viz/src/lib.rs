@@ -22,17 +22,17 @@ pub mod names;
 pub mod outputs;
 pub mod plot;
 pub mod probe;
-pub mod repeats;
 pub mod report;
 pub mod server_metrics;
 pub mod settings;
 pub mod significance;
 pub mod sla;
-pub mod stats;
 pub mod style;
 pub mod table;
 pub mod validate;
 
 pub use error::{Result, VizError};
 pub use load::{load_experiments, Experiment, Loaded, Point};
+/// Repeated runs and their statistics: one implementation, shared with run-bm.
+pub use pd_common::{repeats, stats};
 pub use settings::{LatencyMode, Settings, ThroughputMetric};

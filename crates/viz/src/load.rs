@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 
 use pd_common::label::{parse_label, ParsedLabel};
 use pd_common::manifest::ExperimentManifest;
-use pd_common::naming::{parse_point_file_name, MANIFEST_FILE, REQUESTS_CSV_SUFFIX};
+use pd_common::naming::{
+    parse_point_file_name, split_run_file_name, MANIFEST_FILE, REQUESTS_CSV_SUFFIX,
+};
 use pd_common::{BenchResult, SweepKind};
 
 use crate::names;
@@ -21,7 +23,7 @@ use crate::repeats::{self, Recorded};
 use crate::validate;
 
 /// Suffix of a point's server-metrics series (`conc16.metrics.csv`).
-pub const METRICS_CSV_SUFFIX: &str = ".metrics.csv";
+pub use pd_common::server_metrics::METRICS_CSV_SUFFIX;
 
 /// One sweep point of an experiment.
 #[derive(Debug, Clone)]
@@ -289,7 +291,7 @@ pub fn load_experiment(dir: &Path, warnings: &mut Vec<String>) -> Option<Experim
         let Some(result) = read_result(&path, warnings) else {
             continue;
         };
-        if let Some((base, k)) = repeats::split_run_name(&name) {
+        if let Some((base, k)) = split_run_file_name(&name) {
             runs.entry(base).or_default().push((k, path, result));
             continue;
         }

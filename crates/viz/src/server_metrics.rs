@@ -98,15 +98,9 @@ pub fn read(path: &Path) -> Result<MetricsFile, String> {
     Ok(out)
 }
 
-/// The metric name without the `vllm:` / `ray_vllm:` / `ray_vllm_` / `vllm_` prefix.
-pub fn base_name(metric: &str) -> &str {
-    for p in ["ray_vllm:", "ray_vllm_", "vllm:", "vllm_"] {
-        if let Some(rest) = metric.strip_prefix(p) {
-            return rest;
-        }
-    }
-    metric
-}
+/// The metric name without the `vllm:` / `ray_vllm:` / `ray_vllm_` / `vllm_` prefix (the
+/// one definition, shared with run-bm's writer).
+pub use pd_common::server_metrics::base_name;
 
 /// Combine label sets per instant (`sum` or mean), by time.
 fn per_instant(samples: &[&Sample], sum: bool) -> Vec<(f64, f64)> {

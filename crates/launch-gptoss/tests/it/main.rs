@@ -3,6 +3,7 @@
 mod cli_doc;
 mod doc_commands;
 mod e2e_pipeline;
+mod e2e_server_metrics;
 mod faults;
 mod module_graph;
 mod probe;

@@ -13,6 +13,7 @@ mod faults_limits;
 mod faults_server;
 mod faults_signals;
 mod metrics_scripted;
+mod observe;
 mod schedule_stats;
 mod server_runs;
 mod tok;

@@ -397,6 +397,8 @@ impl Engine {
         s.preemptions_total = self.replicas.iter().map(|r| r.preemptions).sum();
         s.prefix_cache_hit_tokens_total = self.replicas.iter().map(|r| r.prefix_hit_tokens).sum();
         s.steps_total = self.replicas.iter().map(|r| r.steps).sum();
+        s.kv_transfer_seconds_total = self.links.iter().map(|l| l.done_seconds).sum();
+        s.kv_transfer_bytes_total = self.links.iter().map(|l| l.done_bytes).sum();
         s
     }
 

@@ -116,4 +116,7 @@ pub struct EngineStats {
     pub steps_total: u64,
     /// PD KV transfers completed.
     pub kv_transfers_total: u64,
+    /// PD: seconds the completed transfers spent moving bytes, and their bytes.
+    pub kv_transfer_seconds_total: f64,
+    pub kv_transfer_bytes_total: f64,
 }

@@ -10,6 +10,9 @@ use super::SimTime;
 struct Flow {
     id: u64,
     remaining: f64,
+    /// When the bytes started moving, and how many (for the transfer counters).
+    start: SimTime,
+    bytes: f64,
 }
 
 /// One processor-sharing link.
@@ -21,6 +24,10 @@ pub struct Link {
     last: SimTime,
     /// Bumped on every change; completion events carry it to detect staleness.
     pub version: u64,
+    /// Completed flows: total time on the link (start of the bytes to completion) and
+    /// total bytes (`/metrics`: vLLM's NIXL transfer time and bytes).
+    pub done_seconds: f64,
+    pub done_bytes: f64,
 }
 
 impl Link {
@@ -31,6 +38,8 @@ impl Link {
             flows: Vec::new(),
             last: 0.0,
             version: 0,
+            done_seconds: 0.0,
+            done_bytes: 0.0,
         }
     }
 
@@ -68,6 +77,8 @@ impl Link {
         self.flows.push(Flow {
             id,
             remaining: bytes.max(0.0),
+            start: now,
+            bytes: bytes.max(0.0),
         });
         self.version += 1;
     }
@@ -106,9 +117,12 @@ impl Link {
             .max(self.bandwidth * 1e-12)
             .max(self.rate() * now.abs() * 1e-12);
         let before = done.len();
+        let (mut secs, mut bytes) = (0.0, 0.0);
         self.flows.retain(|f| {
             if f.remaining <= eps {
                 done.push(f.id);
+                secs += (now - f.start).max(0.0);
+                bytes += f.bytes;
                 false
             } else {
                 true
@@ -117,6 +131,8 @@ impl Link {
         if done.len() != before {
             self.version += 1;
         }
+        self.done_seconds += secs;
+        self.done_bytes += bytes;
     }
 }
 
@@ -169,6 +185,9 @@ mod tests {
         l.take_finished(t, &mut done);
         assert_eq!(done, vec![1]);
         assert!(l.next_completion().is_none());
+        // The transfer counters of /metrics.
+        assert!((l.done_seconds - 368.64e6 / 11e9).abs() < 1e-12);
+        assert_eq!(l.done_bytes, 368.64e6);
     }
 
     #[test]
