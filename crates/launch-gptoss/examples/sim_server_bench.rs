@@ -228,6 +228,7 @@ fn main() -> Result<()> {
         label: spec.label(),
         gpu: o.gpu.to_string(),
         instance: None,
+        corrupt_kv: false,
     };
 
     // The server: its own runtime, as in `serve-sim`.

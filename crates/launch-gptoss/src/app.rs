@@ -22,6 +22,8 @@ pub enum AppError {
     Backend(#[from] BackendError),
     #[error(transparent)]
     Record(#[from] RecordError),
+    #[error(transparent)]
+    Probe(Box<crate::probe::ProbeError>),
     #[error("reading deployment record {}", path.display())]
     ReadRecord {
         path: std::path::PathBuf,
@@ -43,6 +45,7 @@ impl Classify for AppError {
             AppError::Usage(e) => e.exit_code(),
             AppError::Backend(e) => e.exit_code(),
             AppError::Record(e) => e.exit_code(),
+            AppError::Probe(e) => e.exit_code(),
             _ => pd_common::exit::FAILED,
         }
     }
@@ -58,6 +61,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
                 .map_err(|e| AppError::Backend(e.into()))?;
             Ok(pd_common::exit::OK)
         }
+        Some(Command::Probe(args)) => probe(&args),
         Some(Command::SimCalibrate(args)) => {
             crate::sim::calibrate::main(&args).map_err(|e| AppError::Other(e.into()))
         }
@@ -95,6 +99,49 @@ fn launch(args: &cli::LaunchArgs) -> Result<i32, AppError> {
         LaunchOutcome::Stopped => {}
     }
     Ok(pd_common::exit::OK)
+}
+
+/// `launch-gptoss probe`: measure, print the table, write the result file. Exit 0 when
+/// every configuration was measured intact, 3 when some were (the others failed or arrived
+/// corrupted), 1 when none was.
+fn probe(args: &crate::cli_probe::ProbeArgs) -> Result<i32, AppError> {
+    let command = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let opts = args.options(command)?;
+    let probe_err = |e| AppError::Probe(Box::new(e));
+    if opts.backends.contains(&pd_common::NixlBackend::Libfabric)
+        && matches!(opts.target, crate::probe::ProbeTarget::Ray(_))
+    {
+        tracing::info!(
+            "--nixl libfabric: the probe compares every transferred slice with its source, so \
+             zeroed or corrupted blocks show up in the 'data' column"
+        );
+    }
+    match crate::probe::run(&opts).map_err(probe_err)? {
+        crate::probe::ProbeOutcome::DryRun { report, program } => {
+            use std::io::Write;
+            let _ = std::io::stderr().lock().write_all(report.as_bytes());
+            if !program.is_empty() {
+                pd_common::out!("{program}");
+            }
+            Ok(pd_common::exit::OK)
+        }
+        crate::probe::ProbeOutcome::Done(file) => {
+            for line in crate::probe::report::table(&file) {
+                outln!("{line}");
+            }
+            outln!("wrote {}", opts.out.display());
+            let ok = file.results.iter().filter(|r| r.ok()).count();
+            Ok(if ok == file.results.len() {
+                pd_common::exit::OK
+            } else if ok > 0 {
+                pd_common::exit::PARTIAL
+            } else {
+                pd_common::exit::FAILED
+            })
+        }
+    }
 }
 
 /// The backend that can act on `record`.

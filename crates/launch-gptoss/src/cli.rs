@@ -10,12 +10,12 @@ use pd_common::deployment::{DeploymentSpec, GpuKind, NixlBackend, Replicas};
 use pd_common::diag::LevelFilter;
 use pd_common::url::BaseUrl;
 
+pub use crate::cli_values::{Backend, GpuArg, Network};
 use crate::error::UsageError;
 use crate::options::LaunchRequest;
 use crate::ray::env::CallerEnv;
 use crate::ray::nodes::parse_node_args;
 use crate::ray::options::RayOptions;
-use crate::sim::engine::NetworkKind;
 use crate::sim::options::SimOptions;
 
 const EXAMPLES: &str = "\
@@ -140,6 +140,12 @@ pub enum Command {
     /// Run the simulated cluster's server in this process (used by `--backend sim`).
     #[command(hide = true)]
     ServeSim(ServeSimArgs),
+    /// Measure the KV link first: a NIXL transfer micro-benchmark between the cluster's
+    /// nodes (pack and spread, UCX and libfabric, P/D TP shapes, block sizes), run on the
+    /// cluster as a Ray job, or the simulated link's figures (--backend sim). Prints bandwidth
+    /// and latency per configuration and writes a result file (`viz --probe FILE`).
+    #[command(after_help = crate::cli_probe::PROBE_EXAMPLES)]
+    Probe(crate::cli_probe::ProbeArgs),
     /// Compare the simulator (virtual time) with real results, config by config.
     #[command(
         after_help = "Examples:\n  launch-gptoss sim-calibrate --markdown docs/sim-calibration.md\n  launch-gptoss sim-calibrate --seed 3 --sim-config my.toml --out /tmp/cal"
@@ -312,54 +318,6 @@ pub struct ServeSimArgs {
     pub listen_fd: Option<i32>,
 }
 
-/// Where the deployment runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Backend {
-    /// A real Ray cluster (Ray Serve LLM + vLLM), driven over the Serve REST API.
-    Ray,
-    /// The embedded simulated cluster (no GPUs needed).
-    Sim,
-}
-
-/// Network between the P and D nodes of a simulated pd-spread deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Network {
-    /// AWS EFA with UCX over SRD (measured 11 GB/s per pair).
-    EfaSrd,
-    /// InfiniBand.
-    Ib,
-    /// UCX forced to TCP (a deliberately bad network).
-    Tcp,
-    /// Taken from the [network.custom] table of the simulator config.
-    Custom,
-}
-
-impl From<Network> for NetworkKind {
-    fn from(n: Network) -> Self {
-        match n {
-            Network::EfaSrd => NetworkKind::EfaSrd,
-            Network::Ib => NetworkKind::Ib,
-            Network::Tcp => NetworkKind::Tcp,
-            Network::Custom => NetworkKind::Custom,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum GpuArg {
-    H100,
-    H200,
-}
-
-impl From<GpuArg> for GpuKind {
-    fn from(g: GpuArg) -> Self {
-        match g {
-            GpuArg::H100 => GpuKind::H100,
-            GpuArg::H200 => GpuKind::H200,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
     Collocated,
@@ -521,6 +479,23 @@ pub struct LaunchArgs {
     /// Keep the simulated cluster in the foreground (Ctrl-C stops it).
     #[arg(long, help_heading = "Simulated backend")]
     pub foreground: bool,
+    /// Inject a fault on purpose, to test what must catch it. corrupt-kv: a PD deployment
+    /// answers as if its KV blocks arrived zeroed (wrong text after the first token, normal
+    /// timing).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FAULT",
+        help_heading = "Simulated backend"
+    )]
+    pub sim_fault: Option<SimFaultArg>,
+}
+
+/// Faults of `--sim-fault`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimFaultArg {
+    /// PD outputs wrong after the first token (zeroed KV), timing unchanged.
+    CorruptKv,
 }
 
 impl LaunchArgs {
@@ -571,6 +546,9 @@ impl LaunchArgs {
         };
         spec.validate(node_size)
             .map_err(|e| UsageError(format!("invalid deployment: {e}")))?;
+        if self.use_libfabric && self.backend == Backend::Ray {
+            tracing::warn!("{}", crate::ray::env::LIBFABRIC_WARNING);
+        }
         if self.verbose && !self.engine_debug {
             tracing::warn!(
                 "--verbose turns on vLLM/NIXL debug logging in the deployment (as the seed's \
@@ -656,6 +634,9 @@ impl LaunchArgs {
             foreground: self.foreground,
             ucx_tls: std::env::var("UCX_TLS").ok(),
             decode_bench: self.decode_bench,
+            fault: self.sim_fault.map(|f| match f {
+                SimFaultArg::CorruptKv => crate::sim::fault::SimFault::CorruptKv,
+            }),
             ..SimOptions::default()
         })
     }

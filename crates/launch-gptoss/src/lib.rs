@@ -11,14 +11,19 @@
 //! * [`sim`]: the embedded simulated cluster (engine, server, daemon management).
 //! * [`planner`]: `plan`, the best deployment for a workload from the simulator (uses
 //!   [`sim`]'s engine in virtual time).
+//! * [`probe`]: `launch-gptoss probe`, a NIXL transfer micro-benchmark run as a Ray job
+//!   (or the simulated link's figures).
 
 pub mod app;
 pub mod backend;
 pub mod cli;
+pub mod cli_probe;
+pub mod cli_values;
 pub mod error;
 pub mod interrupt;
 pub mod options;
 pub mod planner;
+pub mod probe;
 pub mod ray;
 pub mod record;
 pub mod sim;

@@ -12,6 +12,7 @@
 //! * [`manifest`]: the experiment manifest written into every result directory.
 //! * [`requests`]: the per-request CSV written next to every sweep point.
 //! * [`naming`]: result directory and file names (repeated runs `P-<k>.json` too).
+//! * [`probe`]: the NIXL transfer probe's result file.
 //! * [`stats`], [`repeats`]: Student-t intervals and the aggregate of repeated runs.
 //! * [`prometheus`], [`server_metrics`]: the server's Prometheus text, the per-point
 //!   metrics CSV and the `pd_lab.server_metrics` summary.
@@ -38,6 +39,7 @@ pub mod http;
 pub mod label;
 pub mod manifest;
 pub mod naming;
+pub mod probe;
 pub mod prometheus;
 pub mod redact;
 pub mod repeats;

@@ -39,7 +39,114 @@ pub struct FakeState {
     pub put_text: String,
     /// GET /v1/models answer (None: 404).
     pub models: Option<Value>,
+    /// The Jobs REST API (`/api/jobs/`).
+    pub jobs: FakeJobs,
     pub seen: Vec<Seen>,
+}
+
+/// What the cluster's job driver prints for a submitted entrypoint.
+pub type JobLogs = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// The scripted Jobs REST API: every submitted job walks through `statuses` (one per
+/// `GET /api/jobs/<id>`, the last repeats) and its logs are `logs(entrypoint)`.
+pub struct FakeJobs {
+    pub statuses: Vec<String>,
+    /// `message` of a job in a terminal status.
+    pub message: String,
+    pub logs: Option<JobLogs>,
+    /// Status of `POST /api/jobs/` answers (200: accepted).
+    pub submit_status: u16,
+    /// Submitted bodies, in order.
+    pub submitted: Vec<Value>,
+    /// Ids stopped with `POST /api/jobs/<id>/stop`.
+    pub stopped: Vec<String>,
+    polls: usize,
+}
+
+impl Default for FakeJobs {
+    fn default() -> Self {
+        FakeJobs {
+            statuses: vec!["SUCCEEDED".into()],
+            message: "Job finished successfully.".into(),
+            logs: None,
+            submit_status: 200,
+            submitted: Vec::new(),
+            stopped: Vec::new(),
+            polls: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for FakeJobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeJobs")
+            .field("statuses", &self.statuses)
+            .field("submitted", &self.submitted.len())
+            .field("stopped", &self.stopped)
+            .finish()
+    }
+}
+
+fn jobs_respond(j: &mut FakeJobs, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
+    let rest = path.trim_start_matches("/api/jobs/");
+    let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let entry = j
+        .submitted
+        .iter()
+        .find(|b| b["submission_id"].as_str() == Some(id))
+        .cloned();
+    match (method, id, tail) {
+        ("POST", "", "") => {
+            if j.submit_status != 200 {
+                return (j.submit_status, "job submission refused".into());
+            }
+            let b = body.unwrap_or(Value::Null);
+            let sid = b["submission_id"]
+                .as_str()
+                .unwrap_or("raysubmit_fake")
+                .to_string();
+            j.submitted.push(b);
+            (
+                200,
+                json!({"job_id": null, "submission_id": sid}).to_string(),
+            )
+        }
+        (_, _, _) if entry.is_none() => (404, format!("Job {id} does not exist")),
+        ("GET", _, "") => {
+            let stopped = j.stopped.iter().any(|s| s == id);
+            let status = if stopped {
+                "STOPPED".to_string()
+            } else {
+                let i = j.polls.min(j.statuses.len().saturating_sub(1));
+                j.polls += 1;
+                j.statuses
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| "SUCCEEDED".into())
+            };
+            let terminal = matches!(status.as_str(), "SUCCEEDED" | "FAILED" | "STOPPED");
+            let message = if terminal {
+                j.message.clone()
+            } else {
+                "Job is currently running.".into()
+            };
+            (200, json!({"type": "SUBMISSION", "submission_id": id, "status": status, "message": message,
+                         "entrypoint": entry.map(|e| e["entrypoint"].clone())}).to_string())
+        }
+        ("GET", _, "logs") => {
+            let ep = entry
+                .as_ref()
+                .and_then(|e| e["entrypoint"].as_str())
+                .unwrap_or("");
+            let logs = j.logs.as_ref().map(|f| f(ep)).unwrap_or_default();
+            (200, json!({"logs": logs}).to_string())
+        }
+        ("POST", _, "stop") => {
+            j.stopped.push(id.to_string());
+            (200, json!({"stopped": true}).to_string())
+        }
+        _ => (404, "not found".into()),
+    }
 }
 
 pub struct FakeRay {
@@ -200,6 +307,10 @@ fn respond(
             st.deleted = true;
             (200, String::new(), "text/plain")
         }
+        (_, p) if p.starts_with("/api/jobs/") => {
+            let (status, text) = jobs_respond(&mut st.jobs, method, p, body);
+            (status, text, json_ct)
+        }
         ("GET", "/v1/models") => match &st.models {
             Some(m) if st.put_done && !st.deleted => (200, m.to_string(), "application/json"),
             _ => (404, "{\"detail\": \"Not Found\"}".into(), "application/json"),
@@ -228,6 +339,7 @@ impl FakeRay {
             put_status: 200,
             put_text: String::new(),
             models,
+            jobs: FakeJobs::default(),
             seen: Vec::new(),
         }));
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

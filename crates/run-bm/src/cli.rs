@@ -22,6 +22,9 @@ pub const DEFAULT_SERVED_MODEL: &str = "gptoss";
 const AFTER_HELP: &str = "\
 Examples:
   run-bm --smoke                                   # one streamed completion, checks the deployment
+  run-bm --smoke --record-reference ref.json        # on a collocated deployment: greedy reference
+  run-bm --smoke --reference ref.json               # on a PD deployment: same outputs? (KV check)
+  run-bm -e pd_p1xtp4-d1xtp4 --check-correctness --reference ref.json --itl 5000 --otl 250
   run-bm -e baseline_4xtp2 -t concurrency --itl 5000 --otl 250
   run-bm -e rate_test -t request-rate -r 1,2,4,8 --itl 5000 --otl 250
   run-bm -e baseline_4xtp2 -c 16,32 --repeat 3 --json > sweep.json   # 3 runs per point, CIs
@@ -323,9 +326,28 @@ pub struct Cli {
     #[arg(long, value_enum, default_value = "mixed")]
     pub mode: ModeArg,
 
-    /// Smoke test only: one streamed completion ("Count: 1, 2, 3," → 100 tokens).
+    /// Smoke test only: one streamed completion ("Count: 1, 2, 3," → 100 tokens), then the
+    /// correctness check when a reference is known (--reference, or the simulator's).
     #[arg(short = 's', long)]
     pub smoke: bool,
+
+    /// Correctness reference: greedy (temperature 0) completions of fixed prompts recorded
+    /// on a collocated deployment of the same model (--record-reference). The smoke test
+    /// (and --check-correctness) sends the same prompts and fails with "PD transfer
+    /// corrupts outputs" when a completion differs.
+    #[arg(long, value_name = "FILE")]
+    pub reference: Option<PathBuf>,
+
+    /// With --smoke: record this deployment's greedy completions of the fixed prompts into
+    /// FILE, as a reference for later checks (record it on a collocated deployment).
+    #[arg(long, value_name = "FILE", requires = "smoke")]
+    pub record_reference: Option<PathBuf>,
+
+    /// Run the correctness check before the first point of a sweep (implied by
+    /// --reference; without it, the simulator's built-in reference is used); a failed check
+    /// stops the run before any point is written.
+    #[arg(long, overrides_with = "no_check_correctness")]
+    pub check_correctness: bool,
 
     /// Prompts per point [default: 5 × C for concurrency, 500 for request rate].
     #[arg(long, value_parser = positive_u64)]
@@ -625,6 +647,8 @@ pub struct Cli {
     pub no_trust_remote_code: bool,
     #[arg(long, hide = true, overrides_with = "no_progress")]
     pub no_disable_tqdm: bool,
+    #[arg(long, hide = true, overrides_with = "check_correctness")]
+    pub no_check_correctness: bool,
 
     /// Write into a result directory that holds results of another experiment (deployment,
     /// endpoint, model, workload or dataset); the old files are moved to

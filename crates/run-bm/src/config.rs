@@ -170,6 +170,8 @@ pub struct RunConfig {
     pub overwrite: bool,
     /// Where `base_url` came from.
     pub url_source: UrlSource,
+    /// The KV-correctness check (`--reference`, `--record-reference`, `--check-correctness`).
+    pub correctness: CorrectnessOptions,
     /// Runs per point (`--repeat`).
     pub repeat: u32,
     /// Prompt index offset between the runs of a repeated point.
@@ -208,6 +210,15 @@ fn server_metrics_options(cli: &Cli) -> Result<Option<MetricsOptions>, ConfigErr
         urls,
         interval: Duration::from_secs_f64(cli.metrics_interval),
     }))
+}
+
+/// Flags of the KV-correctness check ([`crate::correctness`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CorrectnessOptions {
+    pub reference: Option<PathBuf>,
+    pub record_reference: Option<PathBuf>,
+    /// Check before the first point of a sweep.
+    pub check_before_sweep: bool,
 }
 
 fn invalid(msg: impl Into<String>) -> ConfigError {
@@ -610,6 +621,21 @@ impl RunConfig {
             }
             Some(g)
         };
+        if cli.check_correctness && !cli.no_check_correctness && cli.smoke {
+            return Err(invalid(
+                "--check-correctness is for sweeps; --smoke runs the check by itself when a \
+                 reference is known",
+            ));
+        }
+        if let Some(p) = &cli.reference {
+            if !p.is_file() {
+                return Err(invalid(format!(
+                    "--reference {}: no such file (record one with --smoke --record-reference)",
+                    p.display()
+                )));
+            }
+            crate::correctness::Reference::read(p).map_err(|e| invalid(e.to_string()))?;
+        }
         let no_progress = cli.no_progress && !cli.no_disable_tqdm;
         let progress_bar = !no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
         Ok(RunConfig {
@@ -655,6 +681,12 @@ impl RunConfig {
                 .then(|| Duration::from_secs_f64(cli.stall_timeout)),
             overwrite: cli.overwrite,
             url_source,
+            correctness: CorrectnessOptions {
+                reference: cli.reference.clone(),
+                record_reference: cli.record_reference.clone(),
+                check_before_sweep: (cli.check_correctness && !cli.no_check_correctness)
+                    || cli.reference.is_some(),
+            },
             repeat: cli.repeat,
             repeat_stride: max_prompts.max(1),
             server_metrics: server_metrics_options(cli)?,

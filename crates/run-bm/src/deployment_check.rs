@@ -47,6 +47,18 @@ pub fn pid_alive(pid: u32) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Does the server say it is the pd-lab simulator (`x-pd-lab-backend: sim` on
+/// `GET /v1/models`)?
+pub async fn answers_as_sim(client: &HttpClient) -> Result<bool, crate::client::ClientError> {
+    let r = client
+        .get_full("/v1/models", Duration::from_secs(15))
+        .await?;
+    Ok(r.headers
+        .get(SIM_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("sim")))
+}
+
 /// Check `cfg.record` against the server `client` talks to.
 pub async fn verify(cfg: &RunConfig, client: &HttpClient) -> Result<(), StaleRecord> {
     let Some(rec) = &cfg.record else {
@@ -62,12 +74,8 @@ pub async fn verify(cfg: &RunConfig, client: &HttpClient) -> Result<(), StaleRec
         reason,
     };
     let url = client.base_url().to_string();
-    let is_sim = match client.get_full("/v1/models", Duration::from_secs(15)).await {
-        Ok(r) => r
-            .headers
-            .get(SIM_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("sim")),
+    let is_sim = match answers_as_sim(client).await {
+        Ok(s) => s,
         Err(e) => return Err(stale(format!("it does not answer ({e})"))),
     };
     match rec.backend {

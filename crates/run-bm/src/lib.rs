@@ -14,6 +14,8 @@
 //!   the sweep), progress display (the sweep line with its ETA and the point's bar).
 //! * [`capture`]: the server's Prometheus metrics around each point.
 //! * [`sweep`], [`smoke`], [`probe`]: the two commands and the start-of-run check.
+//! * [`correctness`]: greedy completions compared with a reference (part of `--smoke`,
+//!   and before a sweep with `--check-correctness`): "PD transfer corrupts outputs".
 //! * [`limits`], [`resultdir`], [`deployment_check`]: what is checked before anything
 //!   is sent (resource limits, the result directory, a stale deployment record).
 
@@ -24,6 +26,7 @@ pub mod chunk;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod correctness;
 pub mod dataset;
 pub mod deployment_check;
 pub mod limits;
@@ -68,6 +71,20 @@ pub fn exit_code_of(err: &anyhow::Error) -> i32 {
             || c.downcast_ref::<preflight::PreflightError>()
                 .is_some_and(|p| p.is_usage())
             || matches!(c.downcast_ref::<DirError>(), Some(DirError::Conflict(_)))
+            || matches!(
+                c.downcast_ref::<correctness::CheckError>(),
+                Some(
+                    correctness::CheckError::NoReference
+                        | correctness::CheckError::BadReference { .. }
+                )
+            )
+            || matches!(
+                c.downcast_ref::<sweep::SweepError>(),
+                Some(sweep::SweepError::Check(
+                    correctness::CheckError::NoReference
+                        | correctness::CheckError::BadReference { .. }
+                ))
+            )
             || matches!(
                 c.downcast_ref::<sweep::SweepError>(),
                 Some(sweep::SweepError::Dir(DirError::Conflict(_)))

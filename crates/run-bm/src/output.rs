@@ -36,6 +36,8 @@ pub struct RunFacts {
     pub server_software: BTreeMap<String, String>,
     /// Warmup requests sent before this point.
     pub warmup_sent: u64,
+    /// The correctness check run before the sweep (`manifest.json` → `correctness`).
+    pub correctness: Option<Value>,
 }
 
 /// The per-request CSV file name of a result file name.
@@ -292,6 +294,9 @@ fn load_or_new_manifest(cfg: &RunConfig, path: &Path, facts: &RunFacts) -> Exper
     );
     other.insert("seed".into(), Value::from(cfg.seed));
     other.insert("dataset".into(), cfg.dataset.record.to_json());
+    if let Some(c) = &facts.correctness {
+        other.insert("correctness".into(), c.clone());
+    }
     ExperimentManifest {
         format_version: MANIFEST_FORMAT_VERSION,
         exp_name: cfg.exp_name.clone(),

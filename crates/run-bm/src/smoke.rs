@@ -30,6 +30,9 @@ pub struct SmokeReport {
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
     pub chunks: usize,
+    /// The correctness check: `None` when it did not run (no reference, or the streamed
+    /// completion already failed), else whether it passed.
+    pub correctness: Option<bool>,
 }
 
 /// The smoke request body.
@@ -117,6 +120,7 @@ pub async fn run_smoke(cfg: &RunConfig) -> anyhow::Result<SmokeReport> {
         prompt_tokens: rec.prompt_tokens,
         completion_tokens: rec.completion_tokens,
         chunks: rec.chunks(),
+        correctness: None,
     };
     if report.ok && report.completion_tokens == Some(0) {
         report.ok = false;
@@ -137,9 +141,53 @@ pub async fn run_smoke(cfg: &RunConfig) -> anyhow::Result<SmokeReport> {
         show(report.prompt_tokens),
         show(report.completion_tokens)
     );
+    if report.ok {
+        if let Err(e) = correctness_step(cfg, &client, &mut report).await {
+            report.ok = false;
+            report.correctness = Some(false);
+            report.error = Some(e.to_string());
+        }
+    }
     match &report.error {
         None => pd_common::outln!("Smoke test passed."),
         Some(e) => pd_common::outln!("Smoke test FAILED: {e}"),
     }
     Ok(report)
+}
+
+/// The correctness part of the smoke test: record a reference (`--record-reference`), and
+/// compare with the known one (`--reference`, or the simulator's built-in one).
+async fn correctness_step(
+    cfg: &RunConfig,
+    client: &HttpClient,
+    report: &mut SmokeReport,
+) -> Result<(), crate::correctness::CheckError> {
+    use crate::correctness as c;
+    pd_common::outln!();
+    if let Some(path) = &cfg.correctness.record_reference {
+        c::record(cfg, client, path).await?;
+    }
+    match c::resolve_reference(cfg, client).await? {
+        Some((reference, name)) => {
+            let v = c::check(cfg, client, &reference, &name).await?;
+            report.correctness = Some(v.passed());
+            if v.passed() {
+                pd_common::outln!(
+                    "Correctness check passed: {} of {} greedy completions identical to the reference.",
+                    v.checked,
+                    v.checked
+                );
+            } else {
+                let msg = c::failure_message(cfg, &name, &v);
+                report.ok = false;
+                report.error = Some(msg);
+            }
+        }
+        None if cfg.correctness.record_reference.is_none() => pd_common::outln!(
+            "Correctness: not checked (no reference for this deployment; record one on a \
+             collocated deployment with --smoke --record-reference FILE, then pass --reference FILE)"
+        ),
+        None => {}
+    }
+    Ok(())
 }

@@ -40,6 +40,11 @@ pub enum SweepError {
     Probe(#[from] ProbeError),
     #[error(transparent)]
     Dir(#[from] DirError),
+    #[error(transparent)]
+    Check(#[from] crate::correctness::CheckError),
+    /// The correctness check before the sweep failed: nothing was measured.
+    #[error("{0}")]
+    Corrupt(String),
     #[error("cannot write the results of {point} (its summary is printed above)")]
     Write {
         point: String,
@@ -140,6 +145,12 @@ pub async fn run_sweep(
         .clone()
         .or(info.model_root.clone())
         .unwrap_or_else(|| cfg.served_model.clone());
+    // Outputs before numbers: a deployment that corrupts them is not measured at all.
+    let correctness = if cfg.correctness.check_before_sweep {
+        Some(check_before(cfg, &client).await?)
+    } else {
+        None
+    };
     note(format_args!(
         "run-bm: {} sweep of {} point(s){} against {} (model {}{}), ITL {} OTL {} mode {}, results in {}",
         cfg.sweep,
@@ -177,6 +188,7 @@ pub async fn run_sweep(
             model_id,
             server_software: info.software.clone(),
             warmup_sent: 0,
+            correctness,
         },
         line: SweepLine::new(cfg.points.len(), cfg.repeat, work, cfg.progress_bar),
     };
@@ -650,6 +662,27 @@ fn server_line(c: &Captured) -> Option<String> {
         }
     }
     (!parts.is_empty()).then(|| format!("pd-lab: server: {}\n", parts.join(", ")))
+}
+
+/// `--check-correctness`: compare greedy completions with the reference before the first
+/// point; a divergence ends the run before anything is written.
+async fn check_before(
+    cfg: &RunConfig,
+    client: &HttpClient,
+) -> Result<serde_json::Value, SweepError> {
+    use crate::correctness as c;
+    let (reference, name) = c::resolve_reference(cfg, client)
+        .await?
+        .ok_or(c::CheckError::NoReference)?;
+    let v = c::check(cfg, client, &reference, &name).await?;
+    if !v.passed() {
+        return Err(SweepError::Corrupt(c::failure_message(cfg, &name, &v)));
+    }
+    note(format_args!(
+        "run-bm: correctness check passed ({} greedy completions identical to {name})",
+        v.checked
+    ));
+    Ok(c::manifest_entry(&name, &reference, &v))
 }
 
 fn stem(point: &PointSpec) -> String {

@@ -87,6 +87,12 @@ fn warn(warnings: &mut Vec<String>, w: String) {
 /// Run with parsed arguments; tables and progress lines go to `out`.
 pub fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     let started = Instant::now();
+    if !cli.probe.is_empty() {
+        crate::probe::run(cli, out)?;
+        if cli.dirs().is_empty() {
+            return Ok(());
+        }
+    }
     let dirs = cli.dirs();
     let settings = cli.settings();
     let loaded = load_experiments(&dirs);

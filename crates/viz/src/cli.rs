@@ -55,7 +55,7 @@ Examples:
     about = "Plots, comparison tables and SLA picks from benchmark result directories",
     after_help = AFTER_HELP,
     infer_long_args = true,
-    group(ArgGroup::new("input").required(true).multiple(true).args(["result_dir", "compare_dirs"]))
+    group(ArgGroup::new("input").required(true).multiple(true).args(["result_dir", "compare_dirs", "probe"]))
 )]
 pub struct Cli {
     /// Result directory of one experiment.
@@ -65,6 +65,11 @@ pub struct Cli {
     /// Result directories to compare.
     #[arg(long, visible_alias = "exps", value_name = "DIR", num_args = 1..)]
     pub compare_dirs: Vec<PathBuf>,
+
+    /// NIXL transfer probe result file(s) of `launch-gptoss probe`: a table and a
+    /// bandwidth/latency figure (<PLOT_PATH>/<NAME>_nixl_probe.png/.svg).
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub probe: Vec<PathBuf>,
 
     /// Plot type(s), comma-separated or repeated; `all` for every type.
     #[arg(

@@ -9,7 +9,8 @@
 //! ([`significance`]), draws plots with plotters ([`plot`], server metrics from
 //! [`server_metrics`]) under names that never replace another comparison's ([`outputs`]),
 //! and writes a findings report in Markdown ([`report`]) and self-contained HTML
-//! ([`html`]). [`app::run`] ties them together for the binary.
+//! ([`html`]); `--probe` shows NIXL transfer probe files of `launch-gptoss probe` ([`probe`]).
+//! [`app::run`] ties them together for the binary.
 
 pub mod app;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod names;
 pub mod outputs;
 pub mod plot;
+pub mod probe;
 pub mod report;
 pub mod server_metrics;
 pub mod settings;

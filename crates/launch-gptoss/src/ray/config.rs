@@ -105,6 +105,23 @@ fn llm_config(
     Value::Object(cfg)
 }
 
+/// Keep the plan's node pin on bundles that `--overrides` replaced: every bundle that names
+/// no `node:<ip>` resource of its own gets the group's (a CPU bundle of a test cluster must
+/// still land on the planned node, or pd-spread may silently become pd-pack).
+fn repin(cfg: &mut Value, node: Option<&str>) {
+    let Some(ip) = node else { return };
+    if let Some(bundles) = cfg
+        .pointer_mut("/placement_group_config/bundles")
+        .and_then(Value::as_array_mut)
+    {
+        for b in bundles.iter_mut().filter_map(Value::as_object_mut) {
+            if !b.keys().any(|k| k.starts_with("node:")) {
+                b.insert(format!("node:{ip}"), json!(NODE_PIN));
+            }
+        }
+    }
+}
+
 /// Deployment options of the ingress or the PD proxy: a fixed replica count, pinned to
 /// `node` when the plan pins it.
 fn small_deployment_config(replicas: u32, max_ongoing: Option<u64>, node: Option<&str>) -> Value {
@@ -214,6 +231,8 @@ pub fn render(
         let mut decode = llm_config(spec, group(Role::Decode)?, opts, Some(nixl_kv(spec)), &env);
         merge(&mut prefill, Some(|o| &o.prefill));
         merge(&mut decode, Some(|o| &o.decode));
+        repin(&mut prefill, group(Role::Prefill)?.node.as_deref());
+        repin(&mut decode, group(Role::Decode)?.node.as_deref());
         let p_id = model_id_of(&prefill, "prefill")?;
         let d_id = model_id_of(&decode, "decode")?;
         if p_id != d_id {
@@ -249,6 +268,7 @@ pub fn render(
             .then(|| json!({"kv_connector": "DecodeBenchConnector", "kv_role": "kv_both"}));
         let mut cfg = llm_config(spec, g, opts, kv, &env);
         merge(&mut cfg, None);
+        repin(&mut cfg, g.node.as_deref());
         let id = model_id_of(&cfg, "collocated")?;
         collect_env(&mut all_env, &cfg);
         gpu_bundles = asks_for_gpus(&cfg);
@@ -353,6 +373,43 @@ mod tests {
             bundles,
             &json!([{"GPU": 1, "node:10.0.0.1": 0.001}, {"GPU": 1, "node:10.0.0.1": 0.001}])
         );
+    }
+
+    #[test]
+    fn overridden_bundles_keep_the_plan_pin() {
+        let spec = DeploymentSpec::pd(
+            DeployMode::PdSpread,
+            Replicas { num: 1, tp: 1 },
+            Replicas { num: 1, tp: 1 },
+        );
+        let pl = plan(&spec, &nodes()).unwrap();
+        let ov = Overrides::parse(
+            std::path::Path::new("o.json"),
+            r#"{"placement_group_config": {"bundles": [{"CPU": 1}]},
+                "decode": {"placement_group_config": {"bundles": [{"CPU": 1, "node:10.9.9.9": 0.5}]}}}"#,
+            true,
+        )
+        .unwrap();
+        let r = render(
+            &spec,
+            &pl,
+            &opts(),
+            &RayVersion::parse("2.60.0"),
+            &CallerEnv::default(),
+            Some(&ov),
+        )
+        .unwrap();
+        let args = &r.app["args"];
+        assert_eq!(
+            args["prefill_config"]["placement_group_config"]["bundles"],
+            json!([{"CPU": 1, "node:10.0.0.1": 0.001}])
+        );
+        assert_eq!(
+            args["decode_config"]["placement_group_config"]["bundles"],
+            json!([{"CPU": 1, "node:10.9.9.9": 0.5}]),
+            "a bundle naming its own node is left alone"
+        );
+        assert!(!r.gpu_bundles);
     }
 
     #[test]

@@ -41,7 +41,11 @@ fn check(method: Method, base: &BaseUrl, path: &str, r: Response) -> Result<Resp
     }
 }
 
-fn json<'a, T: Deserialize<'a>>(base: &BaseUrl, path: &str, body: &'a [u8]) -> Result<T, RayError> {
+pub(crate) fn json<'a, T: Deserialize<'a>>(
+    base: &BaseUrl,
+    path: &str,
+    body: &'a [u8],
+) -> Result<T, RayError> {
     serde_json::from_slice(body).map_err(|e| RayError::BadResponse {
         url: base.join(path),
         reason: format!(
@@ -74,7 +78,13 @@ impl Dashboard {
         }
     }
 
-    fn call(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Response, RayError> {
+    /// One call; an HTTP error status is an error ([`RayError::Http`]).
+    pub(crate) fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Response, RayError> {
         let r = self
             .client
             .request(method, &self.base, path, body)

@@ -11,6 +11,16 @@ use pd_common::deployment::{DeploymentSpec, NixlBackend};
 pub const EFA_LD_LIBRARY_PATH: &str =
     "/opt/amazon/efa/lib:/opt/amazon/efa/lib64:${LD_LIBRARY_PATH}";
 
+/// Printed by `--use-libfabric` (Ray): a known trap of vLLM's PD over NIXL's LIBFABRIC
+/// backend that a benchmark alone does not show.
+pub const LIBFABRIC_WARNING: &str = "--use-libfabric: vLLM's prefill/decode over NIXL's \
+LIBFABRIC backend is known to fail its KV transfers on EFA (https://github.com/vllm-project/vllm/issues/27055); \
+failed or zeroed KV blocks give gibberish completions or hangs while throughput numbers look \
+normal (a failed transfer can still answer HTTP 200: https://github.com/vllm-project/vllm/issues/52234). \
+Check outputs before trusting numbers: run-bm --smoke compares greedy completions with a \
+reference (--reference, recorded with --record-reference on a collocated deployment), and \
+`launch-gptoss probe --nixl libfabric` verifies every transferred byte.";
+
 /// What the launcher reads from its own environment (captured once, so rendering is pure).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallerEnv {

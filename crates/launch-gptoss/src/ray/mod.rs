@@ -9,6 +9,7 @@
 //! * [`env`]: engine environment variables, redaction of secrets.
 //! * [`overrides`]: `--overrides FILE` deep-merged into every LLM config.
 //! * [`dashboard`]: dashboard and Serve endpoint calls (over `pd_common::http`).
+//! * [`jobs`]: the Jobs REST API (`launch-gptoss probe` runs its benchmark as a Ray job).
 //! * [`serve_state`]: `GET /api/serve/applications/` as typed data.
 //! * [`deploy`], [`wait`]: the deploy flow (PUT, poll, cleanup, record).
 //! * [`remove`], [`status`]: `shutdown` and `status`.
@@ -25,6 +26,7 @@ pub mod dashboard;
 pub mod deploy;
 pub mod env;
 pub mod error;
+pub mod jobs;
 pub mod nodes;
 pub mod options;
 pub mod overrides;

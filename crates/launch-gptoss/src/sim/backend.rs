@@ -179,6 +179,18 @@ fn checked_plan(req: &LaunchRequest, opts: &SimOptions) -> Result<SimPlan, Backe
     if let Some(w) = warning {
         tracing::warn!("{w}");
     }
+    match plan.fault {
+        Some(f) if plan.spec.mode.is_pd() => tracing::warn!(
+            "--sim-fault {}: this deployment's outputs are deliberately wrong after the first \
+             token (zeroed KV blocks), its timing is normal",
+            f.as_str()
+        ),
+        Some(f) => tracing::warn!(
+            "--sim-fault {} has no effect on a collocated deployment (no KV transfer)",
+            f.as_str()
+        ),
+        None => {}
+    }
     Engine::with_extras(plan.cluster_config()?, plan.extras()).map_err(ServeError::Engine)?;
     Ok(plan)
 }

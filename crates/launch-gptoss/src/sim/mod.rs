@@ -14,6 +14,7 @@ pub mod backend;
 pub mod bench_file;
 pub mod calibrate;
 pub mod engine;
+pub mod fault;
 pub mod identity;
 pub mod lag;
 pub mod metrics;

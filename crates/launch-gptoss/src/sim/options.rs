@@ -30,6 +30,8 @@ pub struct SimOptions {
     pub ucx_tls: Option<String>,
     /// `--decode-bench`: simulate vLLM's DecodeBenchConnector (collocated only).
     pub decode_bench: bool,
+    /// A fault injected on purpose (`--sim-fault`).
+    pub fault: Option<super::fault::SimFault>,
     /// Longest wait for the background simulator to answer (it needs well under a second).
     pub ready_cap: Duration,
     /// SIGTERM grace period of `shutdown` before SIGKILL.
@@ -49,6 +51,7 @@ impl Default for SimOptions {
             foreground: false,
             ucx_tls: None,
             decode_bench: false,
+            fault: None,
             ready_cap: Duration::from_secs(30),
             stop_grace: Duration::from_secs(5),
         }

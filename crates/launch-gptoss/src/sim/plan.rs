@@ -81,6 +81,9 @@ pub struct SimPlan {
     pub record: DeploymentRecord,
     /// Write the record once listening (foreground mode).
     pub write_record: bool,
+    /// A fault injected on purpose (`--sim-fault`); plans without the key have none.
+    #[serde(default)]
+    pub fault: Option<super::fault::SimFault>,
     /// A random token the server returns in every response (`x-pd-lab-instance`): the
     /// launcher's readiness probe checks that the endpoint answering is the one it started.
     #[serde(default)]
@@ -225,6 +228,7 @@ impl SimPlan {
             record_path: absolute(&req.record_path)?,
             record,
             write_record: opts.foreground,
+            fault: opts.fault,
             instance: format!(
                 "{:016x}{:016x}",
                 rand::random::<u64>(),
@@ -271,6 +275,8 @@ impl SimPlan {
             label: self.spec.label(),
             gpu: self.spec.gpu.to_string(),
             instance: (!self.instance.is_empty()).then(|| self.instance.clone()),
+            corrupt_kv: self.fault == Some(super::fault::SimFault::CorruptKv)
+                && self.spec.mode.is_pd(),
         }
     }
 

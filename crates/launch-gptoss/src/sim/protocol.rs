@@ -8,7 +8,10 @@
 //!
 //! The simulator never samples an end-of-sequence token: every request generates
 //! exactly `max_tokens` tokens (after the silent clamp to the context), as vLLM does with
-//! `ignore_eos: true`. Generated text is deterministic filler, one word per token.
+//! `ignore_eos: true`. Generated text is one word per token, a deterministic function of
+//! the prompt (as greedy decoding of a fixed model is): the same prompt always gets the
+//! same text, different prompts almost always different texts, so a correctness check that
+//! compares completions with a reference means something here too ([`TextGen`]).
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -112,6 +115,8 @@ pub struct CompletionRequest {
     pub include_usage: bool,
     pub continuous_usage_stats: bool,
     pub return_token_ids: bool,
+    /// Hash of the whole prompt: the seed of the generated text.
+    pub text_seed: u64,
 }
 
 enum Prompt {
@@ -220,7 +225,7 @@ pub fn parse_completion(body: &[u8], model: &ModelInfo) -> Result<CompletionRequ
             ));
         }
     }
-    let (prompt_tokens, block_hashes) = match parse_prompt(raw.prompt)? {
+    let (prompt_tokens, block_hashes, text_seed) = match parse_prompt(raw.prompt)? {
         Prompt::Ids(ids) => {
             if let Some(bad) = ids.iter().find(|&&i| i >= VOCAB_SIZE) {
                 return Err(ApiError::bad_request(
@@ -228,9 +233,16 @@ pub fn parse_completion(body: &[u8], model: &ModelInfo) -> Result<CompletionRequ
                     Some("prompt"),
                 ));
             }
-            (ids.len() as u64, block_hashes_ids(&ids))
+            let seed = ids
+                .iter()
+                .fold(FNV_OFFSET, |h, id| fnv1a(h, &(*id as u32).to_le_bytes()));
+            (ids.len() as u64, block_hashes_ids(&ids), seed)
         }
-        Prompt::Text(text) => (text_tokens(&text), block_hashes_text(&text)),
+        Prompt::Text(text) => (
+            text_tokens(&text),
+            block_hashes_text(&text),
+            fnv1a(FNV_OFFSET ^ 2, text.as_bytes()),
+        ),
     };
     if prompt_tokens == 0 {
         return Err(ApiError::bad_request(
@@ -270,27 +282,68 @@ pub fn parse_completion(body: &[u8], model: &ModelInfo) -> Result<CompletionRequ
         include_usage: opts.include_usage.unwrap_or(false),
         continuous_usage_stats: opts.continuous_usage_stats.unwrap_or(false),
         return_token_ids: raw.return_token_ids.unwrap_or(false),
+        text_seed,
     })
 }
 
-/// Filler words of the generated text: output token `k` is `WORDS[k % WORDS.len()]`.
-const WORDS: [&str; 8] = [
-    " sim",
-    " token",
-    " from",
-    " the",
-    " pd",
-    " lab",
-    " simulated",
-    " cluster.",
+/// Words of the generated text (one per output token).
+const WORDS: [&str; 32] = [
+    " the", " of", " and", " to", " in", " a", " is", " that", " for", " it", " as", " with",
+    " was", " on", " be", " by", " this", " are", " from", " or", " at", " an", " which", " not",
+    " have", " but", " they", " one", " all", " we", " can", " more",
 ];
 /// Fake token ids matching [`WORDS`] (reported with `return_token_ids`).
-const WORD_IDS: [u32; 8] = [4129, 6602, 591, 290, 24644, 37564, 38466, 19214];
+const WORD_IDS: [u32; 32] = [
+    290, 328, 326, 316, 306, 261, 382, 484, 395, 480, 472, 483, 673, 402, 413, 656, 495, 553, 591,
+    503, 540, 448, 1118, 625, 679, 889, 1023, 1001, 722, 581, 665, 945,
+];
 
-/// Append the filler text of output tokens `from..to`.
-pub fn push_filler_text(out: &mut String, from: u32, to: u32) {
-    for k in from..to {
-        out.push_str(WORDS[k as usize % WORDS.len()]);
+/// SplitMix64 finaliser: a well-mixed 64-bit hash of `x`.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// How the text of one response is generated: output token `k` is a word picked by a hash
+/// of the prompt and `k`. With `corrupt_kv` (the `corrupt-kv` fault of a PD deployment),
+/// tokens after the first (those decode computes from the transferred KV) ignore the
+/// prompt, as if the KV had arrived zeroed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextGen {
+    pub seed: u64,
+    pub corrupt_kv: bool,
+}
+
+impl TextGen {
+    pub fn new(req: &CompletionRequest, corrupt_kv: bool) -> Self {
+        TextGen {
+            seed: req.text_seed,
+            corrupt_kv,
+        }
+    }
+
+    /// Index into the word list of output token `k`.
+    pub fn word(&self, k: u32) -> usize {
+        let seed = if self.corrupt_kv && k >= 1 {
+            0
+        } else {
+            self.seed
+        };
+        (mix(seed ^ mix(u64::from(k))) % WORDS.len() as u64) as usize
+    }
+
+    /// Append the text of output tokens `from..to`.
+    pub fn push_text(&self, out: &mut String, from: u32, to: u32) {
+        for k in from..to {
+            out.push_str(WORDS[self.word(k)]);
+        }
+    }
+
+    /// The fake token id of output token `k`.
+    pub fn token_id(&self, k: u32) -> u32 {
+        WORD_IDS[self.word(k)]
     }
 }
 
@@ -311,10 +364,17 @@ pub struct ChunkFormatter {
     prompt_tokens: u32,
     continuous_usage: bool,
     token_ids: bool,
+    text: TextGen,
 }
 
 impl ChunkFormatter {
-    pub fn new(request_id: &str, created: u64, model: &str, req: &CompletionRequest) -> Self {
+    pub fn new(
+        request_id: &str,
+        created: u64,
+        model: &str,
+        req: &CompletionRequest,
+        text: TextGen,
+    ) -> Self {
         let model_json = serde_json::Value::from(model).to_string();
         ChunkFormatter {
             head: format!(
@@ -323,6 +383,7 @@ impl ChunkFormatter {
             prompt_tokens: req.prompt_tokens,
             continuous_usage: req.continuous_usage_stats,
             token_ids: req.return_token_ids,
+            text,
         }
     }
 
@@ -332,7 +393,7 @@ impl ChunkFormatter {
         out.push_str("data: ");
         out.push_str(&self.head);
         out.push_str("\"choices\":[{\"index\":0,\"text\":\"");
-        push_filler_text(out, from, to);
+        self.text.push_text(out, from, to);
         out.push_str("\",\"logprobs\":null,\"finish_reason\":");
         out.push_str(if last { "\"length\"" } else { "null" });
         out.push_str(",\"stop_reason\":null");
@@ -342,7 +403,7 @@ impl ChunkFormatter {
                 if k > from {
                     out.push(',');
                 }
-                out.push_str(&WORD_IDS[k as usize % WORD_IDS.len()].to_string());
+                out.push_str(&self.text.token_id(k).to_string());
             }
             out.push(']');
         }
@@ -383,9 +444,10 @@ pub fn completion_response(
     model: &str,
     prompt_tokens: u32,
     completion_tokens: u32,
+    gen: TextGen,
 ) -> String {
     let mut text = String::new();
-    push_filler_text(&mut text, 0, completion_tokens);
+    gen.push_text(&mut text, 0, completion_tokens);
     serde_json::json!({
         "id": request_id,
         "object": "text_completion",
@@ -543,16 +605,72 @@ mod tests {
         assert_eq!(block_hashes_text(&"x".repeat(130)).len(), 2);
     }
 
+    fn text_of(prompt: serde_json::Value, n: u32, corrupt: bool) -> String {
+        let r = parse(serde_json::json!({"prompt": prompt})).unwrap();
+        let mut s = String::new();
+        TextGen::new(&r, corrupt).push_text(&mut s, 0, n);
+        s
+    }
+
+    #[test]
+    fn text_is_a_function_of_the_prompt() {
+        let a = text_of(serde_json::json!("The capital of France is"), 24, false);
+        assert_eq!(
+            a,
+            text_of(serde_json::json!("The capital of France is"), 24, false)
+        );
+        assert_eq!(a.split(' ').count(), 25, "one word per token");
+        let b = text_of(serde_json::json!("The capital of Spain is"), 24, false);
+        assert_ne!(a, b, "another prompt, another text");
+        let ids = text_of(serde_json::json!([1, 2, 3]), 24, false);
+        assert_ne!(ids, text_of(serde_json::json!([1, 2, 4]), 24, false));
+        assert_eq!(ids, text_of(serde_json::json!([[1, 2, 3]]), 24, false));
+        // More tokens extend the same text (a prefix, as greedy decoding).
+        assert!(
+            text_of(serde_json::json!("x"), 30, false).starts_with(&text_of(
+                serde_json::json!("x"),
+                10,
+                false
+            ))
+        );
+    }
+
+    #[test]
+    fn corrupt_kv_keeps_the_first_token_and_loses_the_prompt() {
+        let (p, q) = (
+            serde_json::json!("first prompt"),
+            serde_json::json!("second prompt"),
+        );
+        let good = text_of(p.clone(), 16, false);
+        let bad = text_of(p, 16, true);
+        assert_ne!(good, bad);
+        let first = |s: &str| s.split(' ').nth(1).unwrap().to_string();
+        assert_eq!(first(&good), first(&bad), "prefill's token is right");
+        let rest = |s: &str| s.split(' ').skip(2).collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            rest(&bad),
+            rest(&text_of(q, 16, true)),
+            "decode ignores the prompt"
+        );
+    }
+
     #[test]
     fn chunk_shapes() {
         let req = parse(serde_json::json!({"prompt": [1, 2], "stream": true,
             "stream_options": {"include_usage": true, "continuous_usage_stats": true}, "return_token_ids": true}))
         .unwrap();
-        let f = ChunkFormatter::new("cmpl-1", 7, "gptoss", &req);
+        let gen = TextGen::new(&req, false);
+        let f = ChunkFormatter::new("cmpl-1", 7, "gptoss", &req, gen);
         let mut s = String::new();
         f.push_tokens(&mut s, 0, 2, true);
         let v: Value = serde_json::from_str(s.strip_prefix("data: ").unwrap().trim_end()).unwrap();
-        assert_eq!(v["choices"][0]["text"], " sim token");
+        let mut want = String::new();
+        gen.push_text(&mut want, 0, 2);
+        assert_eq!(v["choices"][0]["text"], want.as_str());
+        assert_eq!(
+            v["choices"][0]["token_ids"],
+            serde_json::json!([gen.token_id(0), gen.token_id(1)])
+        );
         assert_eq!(v["choices"][0]["finish_reason"], "length");
         assert_eq!(v["choices"][0]["token_ids"].as_array().unwrap().len(), 2);
         assert_eq!(v["usage"]["total_tokens"], 4);

@@ -25,7 +25,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::engine::{EmissionKind, Engine, SimRequest};
 use super::lag::{LagHistogram, LagSummary};
 use super::metrics::{self, MetricsInfo, ServerCounters};
-use super::protocol::{self, ApiError, ChunkFormatter, CompletionRequest, ModelInfo};
+use super::protocol::{self, ApiError, ChunkFormatter, CompletionRequest, ModelInfo, TextGen};
 use super::realtime::{Clock, Delivery, Driver, DriverHandle};
 
 /// Name of the server in `/version`.
@@ -63,6 +63,9 @@ pub struct ServerOptions {
     /// Token returned in every response ([`INSTANCE_HEADER`]): whoever started this server
     /// can tell it from another one answering on the same address.
     pub instance: Option<String>,
+    /// The `corrupt-kv` fault of a PD deployment: decode's tokens ignore the prompt
+    /// ([`protocol::TextGen`]).
+    pub corrupt_kv: bool,
 }
 
 #[derive(Debug, Default)]
@@ -380,12 +383,14 @@ async fn completions(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<R
     shared.counters.requests.fetch_add(1, Ordering::Relaxed);
     let guard = RequestGuard::new(id, shared.clone());
     let created = unix_now();
+    let text = TextGen::new(&parsed, shared.opts.corrupt_kv);
     let mut resp = if parsed.stream {
         let fmt = ChunkFormatter::new(
             &request_id,
             created,
             &shared.opts.served_model_name,
             &parsed,
+            text,
         );
         let body = SseBody {
             rx,
@@ -405,7 +410,7 @@ async fn completions(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<R
         );
         r
     } else {
-        non_streaming(shared, rx, guard, &request_id, created, &parsed).await
+        non_streaming(shared, rx, guard, &request_id, created, &parsed, text).await
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
@@ -420,6 +425,7 @@ async fn non_streaming(
     request_id: &str,
     created: u64,
     req: &CompletionRequest,
+    text: TextGen,
 ) -> Response<ResBody> {
     let mut tokens: u32 = 0;
     loop {
@@ -460,6 +466,7 @@ async fn non_streaming(
             &shared.opts.served_model_name,
             req.prompt_tokens,
             tokens,
+            text,
         ),
     )
 }

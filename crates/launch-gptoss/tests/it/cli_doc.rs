@@ -11,6 +11,7 @@ fn cli_reference_matches_help() {
             &["--help"],
             &["shutdown", "--help"],
             &["status", "--help"],
+            &["probe", "--help"],
             &["sim-calibrate", "--help"],
             &["plan", "--help"],
         ],

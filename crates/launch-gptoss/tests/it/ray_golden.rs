@@ -273,7 +273,11 @@ fn overrides_are_deep_merged_and_secrets_redacted() {
     );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let p = &v["applications"][0]["args"]["prefill_config"];
-    assert_eq!(p["placement_group_config"]["bundles"], json!([{"CPU": 1}]));
+    assert_eq!(
+        p["placement_group_config"]["bundles"],
+        json!([{"CPU": 1, "node:127.0.0.1": 0.001}]),
+        "replaced bundles keep the plan's node pin"
+    );
     assert_eq!(
         p["engine_kwargs"]["kv_transfer_config"]["kv_connector"],
         "NixlConnector"

@@ -38,6 +38,7 @@ impl TestServer {
             label: spec.label(),
             gpu: "h100".into(),
             instance: None,
+            corrupt_kv: false,
         };
         let server = SimServer::bind("127.0.0.1:0".parse().unwrap(), engine, opts)
             .await

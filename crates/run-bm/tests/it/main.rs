@@ -3,6 +3,7 @@
 mod cli;
 mod cli_doc;
 mod common;
+mod correctness;
 mod datasets;
 mod drop_in;
 mod e2e;
