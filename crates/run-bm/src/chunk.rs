@@ -438,9 +438,9 @@ impl StreamRecorder {
             let gap = match self.last {
                 None => {
                     self.first = Some(t);
-                    0.0
+                    std::time::Duration::ZERO
                 }
-                Some(prev) => t.saturating_duration_since(prev).as_secs_f64(),
+                Some(prev) => t.saturating_duration_since(prev),
             };
             self.last = Some(t);
             let tokens = match info.usage.and_then(|u| u.completion_tokens) {
@@ -452,7 +452,7 @@ impl StreamRecorder {
                 }
                 None => 1,
             };
-            self.chunks.push(gap, tokens);
+            self.chunks.push_duration(gap, tokens);
         } else if let Some(u) = info.usage {
             if u.completion_tokens.is_some() {
                 self.completion_tokens = u.completion_tokens;
