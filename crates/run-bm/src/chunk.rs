@@ -378,6 +378,8 @@ pub struct StreamRecorder {
     /// Tokens the response must carry (`max_tokens` sent with `ignore_eos`): a stream
     /// that reports fewer is incomplete. `None`: no such check.
     pub expect_tokens: Option<u64>,
+    /// Chunk events that arrived in the same network read as the previous one.
+    pub same_read: u64,
 }
 
 impl StreamRecorder {
@@ -396,6 +398,7 @@ impl StreamRecorder {
             echo: false,
             max_chunks: expected_chunks.saturating_mul(2).saturating_add(1024),
             expect_tokens: None,
+            same_read: 0,
         }
     }
 
@@ -440,7 +443,11 @@ impl StreamRecorder {
                     self.first = Some(t);
                     std::time::Duration::ZERO
                 }
-                Some(prev) => t.saturating_duration_since(prev),
+                Some(prev) => {
+                    // One timestamp per network read: equal means the same read.
+                    self.same_read += u64::from(prev == t);
+                    t.saturating_duration_since(prev)
+                }
             };
             self.last = Some(t);
             let tokens = match info.usage.and_then(|u| u.completion_tokens) {
@@ -567,5 +574,8 @@ mod tests {
         assert_eq!(r.chunks.gaps().len(), 2);
         assert_eq!((r.completion_tokens, r.prompt_tokens), (Some(4), Some(10)));
         assert!(r.continuous_usage);
+        assert_eq!(r.same_read, 0);
+        r.on_payload(br#"{"choices":[{"text":"d"}]}"#, at(150)).unwrap();
+        assert_eq!(r.same_read, 1, "same timestamp: same read");
     }
 }

@@ -5,10 +5,12 @@
 //! * [`prompt`], [`dataset`], [`tokenizer`], [`chat_template`]: what each request asks
 //!   for (token ids or decode-stable text of the asked length, file datasets).
 //! * [`request`]: the request body (completions or chat, sampling, extra body).
-//! * [`client`], [`tls`], [`sse`], [`chunk`]: the HTTP(S) client and the streaming reader.
+//! * [`client`], [`h1`], [`tls`], [`sse`], [`chunk`]: the HTTP(S) client, its streaming
+//!   hot path and the streaming reader.
 //! * [`preflight`]: waiting for the server, checking the deployment record and learning
 //!   the server's limits before load.
-//! * [`schedule`], [`runner`], [`cancel`]: arrivals, concurrency, signals.
+//! * [`schedule`], [`runner`], [`cancel`]: arrivals, concurrency, signals;
+//!   [`selfcheck`]: cold-start handling and the saturation self-check of a point.
 //! * metrics: `pd_common::bench` (shared with the simulator's virtual client).
 //! * [`output`], [`summary`], [`progress`]: files, console summary, progress display.
 //! * [`sweep`], [`smoke`], [`probe`]: the two commands and the start-of-run check.
@@ -23,6 +25,7 @@ pub mod client;
 pub mod config;
 pub mod dataset;
 pub mod deployment_check;
+pub mod h1;
 pub mod limits;
 pub mod output;
 pub mod preflight;
@@ -33,6 +36,7 @@ pub mod request;
 pub mod resultdir;
 pub mod runner;
 pub mod schedule;
+pub mod selfcheck;
 pub mod smoke;
 pub mod sse;
 pub mod summary;

@@ -82,6 +82,7 @@ pub fn settings(cfg: &RunConfig, client: HttpClient) -> RunSettings {
             .clone()
             .unwrap_or_else(|| format!("run-bm-{tag:08x}-")),
         expect_full_output: cfg.body.expects_full_output(),
+        prewarm: cfg.prewarm,
     }
 }
 

@@ -122,12 +122,13 @@ impl ChunkTimeline {
                 self.gaps.push(GAP_OVERFLOW);
             }
         }
-        if tokens != 1 && self.tokens.is_empty() {
+        let first_uneven = tokens != 1 && self.tokens.is_empty();
+        if first_uneven {
             // The first chunk that is not one token: from now on, one byte per chunk.
             self.tokens = Vec::with_capacity(self.gaps.capacity() + 1);
             self.tokens.resize(index as usize, 1);
         }
-        if !self.tokens.is_empty() {
+        if first_uneven || !self.tokens.is_empty() {
             if tokens >= u32::from(TOKENS_OVERFLOW) {
                 self.many_tokens.push((index, tokens));
                 self.tokens.push(TOKENS_OVERFLOW);
@@ -346,6 +347,18 @@ mod tests {
         assert_eq!(&tokens[998..], &[1, 1, 0, 300, 254]);
         assert_eq!(t.multi_token_chunks(), 2);
         assert_eq!(t.tokens().map(u64::from).sum::<u64>(), t.total_tokens());
+    }
+
+    #[test]
+    fn an_uneven_first_chunk_is_kept() {
+        for first in [0u32, 2, 255, 1000] {
+            let mut t = ChunkTimeline::with_capacity(4);
+            t.push_duration(std::time::Duration::ZERO, first);
+            t.push_duration(std::time::Duration::from_millis(1), 2);
+            t.push_duration(std::time::Duration::from_millis(1), 1);
+            assert_eq!(t.tokens().collect::<Vec<_>>(), vec![first, 2, 1]);
+            assert_eq!(t.total_tokens(), u64::from(first) + 3);
+        }
     }
 
     #[test]
