@@ -575,7 +575,8 @@ mod tests {
         assert_eq!((r.completion_tokens, r.prompt_tokens), (Some(4), Some(10)));
         assert!(r.continuous_usage);
         assert_eq!(r.same_read, 0);
-        r.on_payload(br#"{"choices":[{"text":"d"}]}"#, at(150)).unwrap();
+        r.on_payload(br#"{"choices":[{"text":"d"}]}"#, at(150))
+            .unwrap();
         assert_eq!(r.same_read, 1, "same timestamp: same read");
     }
 }

@@ -19,11 +19,11 @@
 //! HTTP client handles).
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -181,7 +181,10 @@ impl Pool {
         authority: &str,
         tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Result<Self, String> {
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let tls = match tls {
             None => None,
             Some(cfg) => {
@@ -230,7 +233,10 @@ impl Pool {
                 let s = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name.clone(), tcp))
                     .await
                     .map_err(|_| {
-                        io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out after 30 s")
+                        io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "TLS handshake timed out after 30 s",
+                        )
                     })?
                     .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake failed: {e}")))?;
                 Io::Tls(Box::new(s))
@@ -272,7 +278,11 @@ impl Pool {
     /// Open connections until `n` are idle in the pool (at most `parallel` connects at a
     /// time). Returns how many are idle, and the first error when one failed (the pool
     /// keeps what was opened).
-    pub async fn prewarm(self: &Arc<Self>, n: usize, parallel: usize) -> (usize, Option<io::Error>) {
+    pub async fn prewarm(
+        self: &Arc<Self>,
+        n: usize,
+        parallel: usize,
+    ) -> (usize, Option<io::Error>) {
         let mut first_error = None;
         let mut set = tokio::task::JoinSet::new();
         let mut want = n.saturating_sub(self.idle());
@@ -345,10 +355,12 @@ pub enum WatchFired {
 fn parse_head(buf: &[u8]) -> io::Result<Option<(Head, usize)>> {
     let mut headers = [httparse::EMPTY_HEADER; 128];
     let mut r = httparse::Response::new(&mut headers);
-    let used = match r
-        .parse(buf)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("invalid HTTP response: {e}")))?
-    {
+    let used = match r.parse(buf).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("invalid HTTP response: {e}"),
+        )
+    })? {
         httparse::Status::Partial => return Ok(None),
         httparse::Status::Complete(n) => n,
     };
@@ -402,15 +414,24 @@ fn parse_head(buf: &[u8]) -> io::Result<Option<(Head, usize)>> {
 /// Incremental decoder of a chunked body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunked {
-    Size { value: u64, digits: u32 },
+    Size {
+        value: u64,
+        digits: u32,
+    },
     /// Chunk extension or whitespace: skip to the end of the line.
-    Ext { value: u64 },
-    SizeLf { value: u64 },
+    Ext {
+        value: u64,
+    },
+    SizeLf {
+        value: u64,
+    },
     Data(u64),
     DataCr,
     DataLf,
     /// Trailer section: `at_start` of a line.
-    Trailer { at_start: bool },
+    Trailer {
+        at_start: bool,
+    },
     TrailerLf,
     Done,
 }
@@ -650,7 +671,9 @@ async fn try_send(conn: &mut Conn, request: &[u8]) -> Result<(Head, Vec<u8>), (i
             }
             None => {}
         }
-        let n = read_into(&mut conn.io, &mut buf).await.map_err(|e| (e, got))?;
+        let n = read_into(&mut conn.io, &mut buf)
+            .await
+            .map_err(|e| (e, got))?;
         if n == 0 {
             let e = io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -885,7 +908,8 @@ mod tests {
 
     #[test]
     fn chunked_bodies_in_any_split() {
-        let whole: &[u8] = b"5\r\nhello\r\n1;ext=1\r\n \r\nA\r\n0123456789\r\n0\r\nx-t: 1\r\n\r\nNEXT";
+        let whole: &[u8] =
+            b"5\r\nhello\r\n1;ext=1\r\n \r\nA\r\n0123456789\r\n0\r\nx-t: 1\r\n\r\nNEXT";
         let (out, done, trailing) = decode_all(&[whole]).unwrap();
         assert_eq!(out, b"hello 0123456789");
         assert!(done);
@@ -893,18 +917,34 @@ mod tests {
         for split in 1..whole.len() {
             let (a, b) = whole.split_at(split);
             let r = decode_all(&[a, b]).unwrap();
-            assert_eq!((r.0.as_slice(), r.1, r.2), (&b"hello 0123456789"[..], true, 4), "split at {split}");
+            assert_eq!(
+                (r.0.as_slice(), r.1, r.2),
+                (&b"hello 0123456789"[..], true, 4),
+                "split at {split}"
+            );
         }
         let bytes: Vec<&[u8]> = whole.chunks(1).collect();
         assert_eq!(decode_all(&bytes).unwrap().0, b"hello 0123456789");
         // Lenient bare LF line ends.
-        assert_eq!(decode_all(&[b"3\nabc\n0\n\n"]).unwrap(), (b"abc".to_vec(), true, 0));
+        assert_eq!(
+            decode_all(&[b"3\nabc\n0\n\n"]).unwrap(),
+            (b"abc".to_vec(), true, 0)
+        );
     }
 
     #[test]
     fn broken_chunked_bodies_are_errors() {
-        for bad in [&b"zz\r\n"[..], b"5\r\nhelloXX", b"ffffffffffffffffff\r\n", b"\r\n"] {
-            assert!(decode_all(&[bad]).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"zz\r\n"[..],
+            b"5\r\nhelloXX",
+            b"ffffffffffffffffff\r\n",
+            b"\r\n",
+        ] {
+            assert!(
+                decode_all(&[bad]).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         // Cut short: not done, no error.
         let r = decode_all(&[b"5\r\nhel"]).unwrap();
@@ -916,14 +956,23 @@ mod tests {
         let (h, n) = parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nrest")
             .unwrap()
             .unwrap();
-        assert_eq!((h.status, h.framing, h.keep_alive, n), (200, Framing::Chunked, true, 47));
-        let (h, _) = parse_head(b"HTTP/1.1 500 X\r\ncontent-length: 7\r\nconnection: close\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        assert_eq!((h.status, h.framing, h.keep_alive), (500, Framing::Length(7), false));
+        assert_eq!(
+            (h.status, h.framing, h.keep_alive, n),
+            (200, Framing::Chunked, true, 47)
+        );
+        let (h, _) =
+            parse_head(b"HTTP/1.1 500 X\r\ncontent-length: 7\r\nconnection: close\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            (h.status, h.framing, h.keep_alive),
+            (500, Framing::Length(7), false)
+        );
         let (h, _) = parse_head(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap();
         assert_eq!((h.framing, h.keep_alive), (Framing::Close, false));
-        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-le").unwrap().is_none());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-le")
+            .unwrap()
+            .is_none());
         assert!(parse_head(b"garbage\r\n\r\n").is_err());
         assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n").is_err());
     }
@@ -933,7 +982,10 @@ mod tests {
         let r = post_request(
             "/v1/completions",
             "127.0.0.1:8000",
-            &[("content-type", b"application/json"), ("x-request-id", b"a-1")],
+            &[
+                ("content-type", b"application/json"),
+                ("x-request-id", b"a-1"),
+            ],
             b"{}",
         );
         assert_eq!(

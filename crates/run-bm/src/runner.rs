@@ -325,10 +325,8 @@ async fn run_one(
             },
         )
         .await;
-    live.bursts.add(
-        (rec.chunks() as u64).saturating_sub(1),
-        rec.same_read,
-    );
+    live.bursts
+        .add((rec.chunks() as u64).saturating_sub(1), rec.same_read);
     let outcome = outcome_from(
         &mut rec,
         result,

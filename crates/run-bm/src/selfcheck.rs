@@ -195,6 +195,67 @@ impl LoadReport {
     }
 }
 
+/// Median TPOT of the successful requests of a run, ms (0 when none has one).
+pub fn median_tpot_ms(outcomes: &[pd_common::bench::RequestOutcome]) -> f64 {
+    let mut t: Vec<f64> = outcomes.iter().filter_map(|o| o.tpot()).collect();
+    t.sort_by(f64::total_cmp);
+    pd_common::result::percentile_sorted(&t, 50.0) * 1e3
+}
+
+/// The self-check of a finished point.
+pub fn assess_run(run: &crate::runner::PointRun) -> Assessment {
+    run.load.assess(median_tpot_ms(&run.outcomes))
+}
+
+fn num(v: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// `pd_lab.connections`: how the point started.
+pub fn connections_json(s: &StartReport) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "prewarm".into(),
+        serde_json::Value::Bool(s.prewarm_wanted > 0),
+    );
+    m.insert("prewarmed".into(), s.prewarmed.into());
+    m.insert("prewarm_s".into(), num(s.prewarm_s));
+    if let Some(e) = &s.prewarm_error {
+        m.insert("prewarm_error".into(), e.clone().into());
+    }
+    m.insert("opened_during_point".into(), s.opened.into());
+    m.insert("reused".into(), s.reused.into());
+    m.insert("stale_replaced".into(), s.stale.into());
+    serde_json::Value::Object(m)
+}
+
+/// `pd_lab.self_check`: the load figures and the verdict.
+pub fn self_check_json(
+    run: &crate::runner::PointRun,
+    m: &pd_common::bench::PointMetrics,
+) -> serde_json::Value {
+    let l = &run.load;
+    let a = assess_run(run);
+    let per_token = if m.total_output_tokens > 0 {
+        l.cpu_s * 1e6 / m.total_output_tokens as f64
+    } else {
+        0.0
+    };
+    serde_json::json!({
+        "client_cpu_s": num(l.cpu_s),
+        "client_cpu_us_per_output_token": num(per_token),
+        "client_threads": l.threads,
+        "loop_lag_p50_ms": num(l.loop_lag_p50_ms),
+        "loop_lag_p99_ms": num(l.loop_lag_p99_ms),
+        "loop_lag_max_ms": num(l.loop_lag_max_ms),
+        "loop_lag_limit_ms": num(a.lag_limit_ms),
+        "same_read_chunk_fraction": num(l.burst_fraction()),
+        "client_saturated": a.client_saturated,
+        "server_bursts": a.server_bursts,
+        "warnings": a.warnings,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,7 +269,10 @@ mod tests {
         }
         .with_probe(vec![50; 100]);
         let a = r.assess(10.0);
-        assert!(!a.client_saturated && !a.server_bursts && a.warnings.is_empty(), "{a:?}");
+        assert!(
+            !a.client_saturated && !a.server_bursts && a.warnings.is_empty(),
+            "{a:?}"
+        );
         assert_eq!(a.lag_limit_ms, 2.0);
     }
 

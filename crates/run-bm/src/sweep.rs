@@ -211,9 +211,12 @@ pub async fn run_sweep(
             finite_rate: point.rate.is_finite(),
         };
         let metrics = compute(&run.outcomes, run.duration, &opts);
-        let scheduled: Vec<f64> = run.outcomes.iter().map(|o| o.scheduled_s).collect();
-        let sent: Vec<f64> = run.outcomes.iter().map(|o| o.sent_s).collect();
-        let sched = ScheduleReport::from_times(&scheduled, &sent);
+        // Open-loop points only: how well dispatch kept to the schedule.
+        let sched = point.rate.is_finite().then(|| {
+            let scheduled: Vec<f64> = run.outcomes.iter().map(|o| o.scheduled_s).collect();
+            let arrivals: Vec<f64> = run.outcomes.iter().map(|o| o.arrival_s).collect();
+            ScheduleReport::from_times(&scheduled, &arrivals)
+        });
         let failures = FailureSummary::of(&run.outcomes);
         pd_common::out!(
             "{}",
@@ -223,25 +226,23 @@ pub async fn run_sweep(
                     rate: point.rate,
                 },
                 &metrics,
-                Some(&sched),
+                sched.as_ref(),
             )
         );
         if let Some(line) = failures.line() {
             pd_common::outln!("pd-lab: {line}");
         }
         report_errors(point, &failures);
-        // Falling behind: with a concurrency cap the queue is intended, so only the
-        // dispatcher's own lateness (task creation − schedule) counts.
-        let behind = if point.max_concurrency.is_some() && point.rate.is_finite() {
-            let arrivals: Vec<f64> = run.outcomes.iter().map(|o| o.arrival_s).collect();
-            ScheduleReport::from_times(&scheduled, &arrivals).behind_warning(point.rate)
-        } else {
-            sched.behind_warning(point.rate)
-        };
-        if let Some(w) = behind {
+        // Falling behind: the dispatcher's own lateness (a concurrency cap's queue is
+        // intended and is client queue time).
+        if let Some(w) = sched.and_then(|s| s.behind_warning(point.rate)) {
             tracing::warn!("[{}] {w}", stem(point));
         }
-        let result = build_result(cfg, point, &run, &metrics, &sched, &facts);
+        // Saturation self-check (client event loop, read bursts), every point.
+        for w in crate::selfcheck::assess_run(&run).warnings {
+            tracing::warn!("[{}] {w}", stem(point));
+        }
+        let result = build_result(cfg, point, &run, &metrics, sched.as_ref(), &facts);
         // Files first need descriptors: give back the reserve (requests are all done).
         reserve.release();
         let written = dir
