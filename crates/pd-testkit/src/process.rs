@@ -57,10 +57,22 @@ impl ChildGuard {
     }
 }
 
+/// Peak resident memory of a running process, bytes (`VmHWM` of `/proc/<pid>/status`).
+pub fn vm_hwm(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+}
+
 impl ChildGuard {
     /// Like [`ChildGuard::wait_timeout`], plus the peak resident memory of this child
-    /// alone, bytes (`wait4`; `getrusage(RUSAGE_CHILDREN)` would mix in every other child
-    /// the test process has waited for, e.g. of tests running in parallel).
+    /// alone, bytes. Its own image's `VmHWM`, polled while it runs: the `ru_maxrss` of
+    /// `wait4` also counts the memory of the test process it was spawned from (Linux
+    /// carries the pre-`exec` high-water mark over, and a `vfork`-style spawn shares the
+    /// parent's), so it is only the fallback for a child that ended before the first
+    /// poll. (`getrusage(RUSAGE_CHILDREN)` would mix in every other child as well.)
     #[allow(clippy::zombie_processes)] // reaped by wait4, or killed and waited for
     pub fn wait_timeout_peak_rss(
         &mut self,
@@ -70,7 +82,11 @@ impl ChildGuard {
         let mut child = self.0.take().expect("child already waited for");
         let pid = child.id() as libc::pid_t;
         let deadline = Instant::now() + timeout;
+        let mut polled: Option<u64> = None;
         loop {
+            if let Some(hwm) = vm_hwm(pid as u32) {
+                polled = Some(polled.map_or(hwm, |p| p.max(hwm)));
+            }
             let mut raw = 0;
             // SAFETY: wait4 writes into a valid status int and a zeroed rusage.
             let (r, usage) = unsafe {
@@ -88,7 +104,8 @@ impl ChildGuard {
                     s.read_to_string(&mut err).ok();
                 }
                 // ru_maxrss is in KiB on Linux.
-                let rss = u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024;
+                let rss =
+                    polled.unwrap_or_else(|| u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024);
                 return (ExitStatus::from_raw(raw), out, err, rss);
             }
             if r < 0 || Instant::now() > deadline {
@@ -96,7 +113,7 @@ impl ChildGuard {
                 let _ = child.wait();
                 panic!("child did not exit within {timeout:?} (wait4 returned {r})");
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }

@@ -232,6 +232,7 @@ async fn run_one(a: &Args, streams: u64, child_mode: bool) -> Result<String, Str
         grace: Duration::from_secs(1),
         request_id_prefix: "ceiling-".into(),
         expect_full_output: true,
+        prewarm: true,
     });
     let plan = PointPlan {
         num_prompts: streams,

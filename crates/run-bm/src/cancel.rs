@@ -3,7 +3,7 @@
 //! period, then abort them; the running point is written, marked interrupted. A second
 //! signal aborts at once. The first signal decides the exit code (128 + its number).
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -12,6 +12,7 @@ use crate::progress::note;
 
 /// Cancellation level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
 pub enum Level {
     Running,
     /// Send no new request; let in-flight ones finish (within the grace period).
@@ -26,6 +27,8 @@ pub struct Cancel {
     tx: Arc<watch::Sender<Level>>,
     /// The first signal received (0: none).
     signal: Arc<AtomicI32>,
+    /// The level as a plain atomic, for checks on the streaming hot path.
+    fast: Arc<AtomicU8>,
 }
 
 impl Default for Cancel {
@@ -49,6 +52,7 @@ impl Cancel {
         Cancel {
             tx: Arc::new(watch::channel(Level::Running).0),
             signal: Arc::new(AtomicI32::new(0)),
+            fast: Arc::new(AtomicU8::new(Level::Running as u8)),
         }
     }
 
@@ -56,8 +60,18 @@ impl Cancel {
         *self.tx.borrow()
     }
 
+    /// The level, read from an atomic (no lock; what [`Self::raise`] last set).
+    pub fn level_fast(&self) -> Level {
+        match self.fast.load(Ordering::Acquire) {
+            0 => Level::Running,
+            1 => Level::StopSending,
+            _ => Level::Abort,
+        }
+    }
+
     /// Raise the level (never lowers it).
     pub fn raise(&self, to: Level) {
+        self.fast.fetch_max(to as u8, Ordering::AcqRel);
         self.tx.send_if_modified(|l| {
             if to > *l {
                 *l = to;
@@ -145,6 +159,7 @@ mod tests {
         c.raise(Level::Abort);
         c.raise(Level::StopSending);
         assert_eq!(c.level(), Level::Abort);
+        assert_eq!(c.level_fast(), Level::Abort);
         c.reached(Level::StopSending).await;
     }
 

@@ -35,8 +35,21 @@ pub struct ChunkInfo {
     pub error: Option<String>,
 }
 
-/// Decode one payload. `text`, when given, gets `choices[0].text` appended.
+/// Decode one payload. `text`, when given, gets `choices[0].text` appended (or a chat
+/// delta's content). The usual chunks take the validating fast path of
+/// [`crate::chunk_scan`]; everything else (errors, unusual shapes) the serde decoder.
 pub fn decode_chunk(
+    payload: &[u8],
+    mut text: Option<&mut String>,
+) -> Result<ChunkInfo, serde_json::Error> {
+    if let Some(info) = crate::chunk_scan::scan_chunk(payload, text.as_deref_mut()) {
+        return Ok(info);
+    }
+    decode_chunk_serde(payload, text)
+}
+
+/// [`decode_chunk`] through serde only (the reference the fast path is tested against).
+pub fn decode_chunk_serde(
     payload: &[u8],
     text: Option<&mut String>,
 ) -> Result<ChunkInfo, serde_json::Error> {
@@ -378,6 +391,8 @@ pub struct StreamRecorder {
     /// Tokens the response must carry (`max_tokens` sent with `ignore_eos`): a stream
     /// that reports fewer is incomplete. `None`: no such check.
     pub expect_tokens: Option<u64>,
+    /// Chunk events that arrived in the same network read as the previous one.
+    pub same_read: u64,
 }
 
 impl StreamRecorder {
@@ -396,6 +411,7 @@ impl StreamRecorder {
             echo: false,
             max_chunks: expected_chunks.saturating_mul(2).saturating_add(1024),
             expect_tokens: None,
+            same_read: 0,
         }
     }
 
@@ -438,9 +454,13 @@ impl StreamRecorder {
             let gap = match self.last {
                 None => {
                     self.first = Some(t);
-                    0.0
+                    std::time::Duration::ZERO
                 }
-                Some(prev) => t.saturating_duration_since(prev).as_secs_f64(),
+                Some(prev) => {
+                    // One timestamp per network read: equal means the same read.
+                    self.same_read += u64::from(prev == t);
+                    t.saturating_duration_since(prev)
+                }
             };
             self.last = Some(t);
             let tokens = match info.usage.and_then(|u| u.completion_tokens) {
@@ -452,7 +472,7 @@ impl StreamRecorder {
                 }
                 None => 1,
             };
-            self.chunks.push(gap, tokens);
+            self.chunks.push_duration(gap, tokens);
         } else if let Some(u) = info.usage {
             if u.completion_tokens.is_some() {
                 self.completion_tokens = u.completion_tokens;
@@ -567,5 +587,9 @@ mod tests {
         assert_eq!(r.chunks.gaps().len(), 2);
         assert_eq!((r.completion_tokens, r.prompt_tokens), (Some(4), Some(10)));
         assert!(r.continuous_usage);
+        assert_eq!(r.same_read, 0);
+        r.on_payload(br#"{"choices":[{"text":"d"}]}"#, at(150))
+            .unwrap();
+        assert_eq!(r.same_read, 1, "same timestamp: same read");
     }
 }

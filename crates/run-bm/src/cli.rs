@@ -411,6 +411,16 @@ pub struct Cli {
     #[arg(long, default_value = "0", alias = "num-warmups")]
     pub warmup: u64,
 
+    /// Open a closed-loop point's connections before its clock starts (the default).
+    #[arg(long, hide = true, overrides_with = "no_prewarm")]
+    pub prewarm: bool,
+
+    /// Start closed-loop points cold: no connection is opened before the clock starts, so
+    /// the first wave of C requests also pays C simultaneous connection setups (as
+    /// `vllm bench serve` does). By default they are opened first (`pd_lab.connections`).
+    #[arg(long, overrides_with = "prewarm")]
+    pub no_prewarm: bool,
+
     /// Skip points already done (their result file exists, is complete and has a
     /// successful request); interrupted or entirely failed points are run again.
     #[arg(long, conflicts_with = "overwrite")]

@@ -2,6 +2,7 @@
 //! `https://` (rustls, see [`crate::tls`]), `POST` of the completions or chat endpoint with
 //! streaming (spec D.1–D.5), `GET` for readiness checks.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,13 +17,17 @@ use pd_common::url::BaseUrl;
 
 use crate::tls::{client_config, TlsOptions};
 
+use crate::cancel::{Cancel, Level};
 use crate::chunk::{error_message, StreamError, StreamRecorder};
+use crate::h1;
 use crate::sse::SseParser;
 use pd_common::bench::{Failure, FailureKind};
 use pd_common::diag::error_chain;
 
 /// Largest error body read from a non-200 response.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Connections opened at a time when pre-warming.
+const PREWARM_PARALLEL: usize = 256;
 
 /// Errors of the client setup.
 #[derive(Debug, thiserror::Error)]
@@ -89,16 +94,33 @@ pub struct ClientOptions {
     pub tls: TlsOptions,
 }
 
-/// The shared client.
+/// The shared client: hyper for control requests, [`crate::h1`] for the streamed
+/// completions that are measured.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
-    completions: Uri,
     auth: Option<HeaderValue>,
     headers: Vec<(HeaderName, HeaderValue)>,
     /// No byte of a streaming body for this long fails the request (`Stalled`).
     stall_timeout: Option<Duration>,
+    /// Connections of the streamed completions.
+    pool: Arc<h1::Pool>,
+    /// Path and query of the completions endpoint.
+    completions_path: String,
+    /// Headers of every completion request but `x-request-id` (defaults, then `--header`).
+    stream_headers: Arc<Vec<(String, Vec<u8>)>>,
+    /// A `--header x-request-id=…`, used when the request's own id is not a valid value.
+    user_request_id: Option<Vec<u8>>,
+}
+
+/// Limits of one streamed request besides the stall timeout.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestLimits<'a> {
+    /// The request fails as `Timeout` after this long (`--timeout`).
+    pub timeout: Option<Duration>,
+    /// Abort when the run's cancellation reaches [`Level::Abort`].
+    pub cancel: Option<&'a Cancel>,
 }
 
 /// A `GET` answer.
@@ -195,13 +217,54 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(usize::MAX)
             .build(https);
+        let https = completions.scheme_str() == Some("https");
+        let host = completions.host().unwrap_or_default().to_string();
+        let port = completions
+            .port_u16()
+            .unwrap_or(if https { 443 } else { 80 });
+        let authority = completions
+            .authority()
+            .map_or(host.clone(), |a| a.as_str().to_string());
+        let tls = if https {
+            Some(Arc::new(client_config(&opts.tls)?))
+        } else {
+            None
+        };
+        let pool = h1::Pool::new(&host, port, &authority, tls).map_err(|e| bad(&e))?;
+        let completions_path = completions
+            .path_and_query()
+            .map_or("/".to_string(), |p| p.as_str().to_string());
+        // Every completion request: content-type, authorization, then --header pairs
+        // (a pair replaces a header of the same name; the framing is run-bm's own).
+        let mut stream_headers: Vec<(String, Vec<u8>)> =
+            vec![("content-type".into(), b"application/json".to_vec())];
+        if let Some(a) = &auth {
+            stream_headers.push(("authorization".into(), a.as_bytes().to_vec()));
+        }
+        let mut user_request_id = None;
+        for (name, value) in &headers {
+            let n = name.as_str();
+            if n == "x-request-id" {
+                user_request_id = Some(value.as_bytes().to_vec());
+                continue;
+            }
+            if matches!(n, "content-length" | "transfer-encoding" | "connection") {
+                tracing::warn!("--header {n}=… ignored: run-bm sets the message framing itself");
+                continue;
+            }
+            stream_headers.retain(|(k, _)| k != n);
+            stream_headers.push((n.to_string(), value.as_bytes().to_vec()));
+        }
         Ok(HttpClient {
             inner,
             base,
-            completions,
             auth,
             headers,
             stall_timeout: None,
+            pool: Arc::new(pool),
+            completions_path,
+            stream_headers: Arc::new(stream_headers),
+            user_request_id,
         })
     }
 
@@ -349,6 +412,18 @@ impl HttpClient {
             .map_err(|_| unreachable(format!("no answer within {:.0} s", timeout.as_secs_f64())))?
     }
 
+    /// The connection pool of the streamed completions.
+    pub fn pool(&self) -> &Arc<h1::Pool> {
+        &self.pool
+    }
+
+    /// Open connections for the streamed completions ahead of a point until `n` are idle
+    /// (a closed-loop point then does not open its C connections at once when it starts).
+    /// Returns the number idle and the first connection error, if one failed.
+    pub async fn prewarm(&self, n: usize) -> (usize, Option<std::io::Error>) {
+        self.pool.prewarm(n, PREWARM_PARALLEL).await
+    }
+
     /// Send one streaming completion request with a prepared JSON `body` and record
     /// its stream into `rec`. `rec.st` is set right before the request is issued.
     pub async fn stream_completion(
@@ -357,41 +432,78 @@ impl HttpClient {
         request_id: &str,
         rec: &mut StreamRecorder,
     ) -> Result<(), RequestError> {
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri(self.completions.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(a) = &self.auth {
-            req = req.header(AUTHORIZATION, a.clone());
+        self.stream_completion_limited(body, request_id, rec, RequestLimits::default())
+            .await
+    }
+
+    /// [`Self::stream_completion`] with a request timeout and the run's cancellation.
+    pub async fn stream_completion_limited(
+        &self,
+        body: Bytes,
+        request_id: &str,
+        rec: &mut StreamRecorder,
+        limits: RequestLimits<'_>,
+    ) -> Result<(), RequestError> {
+        let id_ok = HeaderValue::from_str(request_id).is_ok();
+        let mut headers: Vec<(&str, &[u8])> = self
+            .stream_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        if id_ok {
+            headers.push(("x-request-id", request_id.as_bytes()));
+        } else if let Some(v) = &self.user_request_id {
+            headers.push(("x-request-id", v.as_slice()));
         }
-        if let Ok(v) = HeaderValue::from_str(request_id) {
-            req = req.header("x-request-id", v);
-        }
-        let mut req = req.body(Full::new(body)).map_err(|e| {
-            RequestError::new(
-                FailureKind::Transport,
-                0,
-                format!("cannot build request: {e}"),
-            )
-        })?;
-        self.apply_headers(&mut req);
+        let request = h1::post_request(
+            &self.completions_path,
+            self.pool.authority(),
+            &headers,
+            &body,
+        );
+        drop(body);
         rec.st = Instant::now();
-        let resp = self.inner.request(req).await.map_err(|e| {
+        let deadline = limits.timeout.map(|t| rec.st + t);
+        let timed_out = || {
+            let t = limits.timeout.unwrap_or_default();
             RequestError::new(
-                FailureKind::Transport,
+                FailureKind::Timeout,
                 0,
-                format!("request failed: {}", error_chain(&e)),
+                format!("timed out after {:.1} s (--timeout)", t.as_secs_f64()),
             )
-        })?;
-        let status = resp.status();
-        if status != StatusCode::OK {
-            let code = status.as_u16();
-            let reason = status.canonical_reason().unwrap_or("");
-            let body = Limited::new(resp.into_body(), MAX_ERROR_BODY)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+        };
+        let aborted = || {
+            RequestError::new(
+                FailureKind::Aborted,
+                0,
+                "aborted: interrupted (signal) before the response finished",
+            )
+        };
+        // Connect, send, read the head: bounded by the timeout and the run's abort.
+        let far = rec.st + Duration::from_secs(86_400 * 365);
+        let exchange = tokio::select! {
+            r = h1::send(&self.pool, &request) => r.map_err(|e| {
+                RequestError::new(FailureKind::Transport, 0, format!("request failed: {e}"))
+            })?,
+            _ = tokio::time::sleep_until(deadline.unwrap_or(far).into()) => return Err(timed_out()),
+            _ = async {
+                match limits.cancel {
+                    Some(c) => c.reached(Level::Abort).await,
+                    None => std::future::pending().await,
+                }
+            } => return Err(aborted()),
+        };
+        drop(request);
+        let code = exchange.head.status;
+        if code != 200 {
+            let reason = StatusCode::from_u16(code)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("");
+            let body = tokio::select! {
+                b = exchange.read_body(MAX_ERROR_BODY) => b,
+                _ = tokio::time::sleep_until(deadline.unwrap_or(far).into()) => Vec::new(),
+            };
             let detail = error_body_message(&body);
             let msg = if detail.is_empty() {
                 format!("HTTP {code} {reason}")
@@ -400,48 +512,45 @@ impl HttpClient {
             };
             return Err(RequestError::new(FailureKind::Http, code, msg));
         }
-        let mut body = resp.into_body();
         let mut parser = SseParser::new();
-        loop {
-            let frame = match self.stall_timeout {
-                None => body.frame().await,
-                Some(stall) => match tokio::time::timeout(stall, body.frame()).await {
-                    Ok(f) => f,
-                    Err(_) => {
-                        return Err(RequestError::new(
-                            FailureKind::Stalled,
-                            200,
-                            format!(
-                                "stalled: no data for {:.1} s after {} chunks (--stall-timeout)",
-                                stall.as_secs_f64(),
-                                rec.chunks()
-                            ),
-                        ))
-                    }
-                },
-            };
-            match frame {
-                None => break,
-                Some(Err(e)) => {
-                    return Err(RequestError::new(
-                        FailureKind::Transport,
+        let watch = h1::Watch {
+            deadline,
+            stall: self.stall_timeout,
+            cancel: limits.cancel,
+        };
+        let streamed = exchange
+            .stream(watch, &mut |data, t| {
+                parser.feed(data, |p| rec.on_payload(p, t))
+            })
+            .await;
+        if let Err(e) = streamed {
+            return Err(match e {
+                h1::ReadError::Consumer(e) => RequestError::stream(e),
+                h1::ReadError::Io(e) => RequestError::new(
+                    FailureKind::Transport,
+                    200,
+                    format!("stream broken after {} chunks: {e}", rec.chunks()),
+                ),
+                h1::ReadError::Framing(m) => RequestError::new(
+                    FailureKind::Transport,
+                    200,
+                    format!("stream broken after {} chunks: {m}", rec.chunks()),
+                ),
+                h1::ReadError::Watch(h1::WatchFired::Stalled) => {
+                    let stall = self.stall_timeout.unwrap_or_default();
+                    RequestError::new(
+                        FailureKind::Stalled,
                         200,
                         format!(
-                            "stream broken after {} chunks: {}",
-                            rec.chunks(),
-                            error_chain(&e)
+                            "stalled: no data for {:.1} s after {} chunks (--stall-timeout)",
+                            stall.as_secs_f64(),
+                            rec.chunks()
                         ),
-                    ))
+                    )
                 }
-                Some(Ok(frame)) => {
-                    let t = Instant::now();
-                    if let Some(data) = frame.data_ref() {
-                        parser
-                            .feed(data, |p| rec.on_payload(p, t))
-                            .map_err(RequestError::stream)?;
-                    }
-                }
-            }
+                h1::ReadError::Watch(h1::WatchFired::Deadline) => timed_out(),
+                h1::ReadError::Watch(h1::WatchFired::Aborted) => aborted(),
+            });
         }
         let t = Instant::now();
         parser

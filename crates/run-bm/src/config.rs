@@ -149,6 +149,8 @@ pub struct RunConfig {
     pub endpoint: String,
     pub grace: Duration,
     pub continuous_usage: bool,
+    /// Open a closed-loop point's connections before its clock starts.
+    pub prewarm: bool,
     pub progress_bar: bool,
     /// The exact command line (secrets redacted).
     pub command: Vec<String>,
@@ -666,6 +668,7 @@ impl RunConfig {
             endpoint,
             grace: Duration::from_secs_f64(cli.grace),
             continuous_usage: !cli.no_continuous_usage,
+            prewarm: !cli.no_prewarm,
             progress_bar,
             command,
             vocab_size_given: cli.vocab_size.is_some() || tokenizer.is_some(),

@@ -5,10 +5,12 @@
 //! * [`prompt`], [`dataset`], [`tokenizer`], [`chat_template`]: what each request asks
 //!   for (token ids or decode-stable text of the asked length, file datasets).
 //! * [`request`]: the request body (completions or chat, sampling, extra body).
-//! * [`client`], [`tls`], [`sse`], [`chunk`]: the HTTP(S) client and the streaming reader.
+//! * [`client`], [`h1`], [`tls`], [`sse`], [`chunk`], [`chunk_scan`]: the HTTP(S) client, its
+//!   streaming hot path and the streaming reader (with its fast JSON path).
 //! * [`preflight`]: waiting for the server, checking the deployment record and learning
 //!   the server's limits before load.
-//! * [`schedule`], [`runner`], [`cancel`]: arrivals, concurrency, signals.
+//! * [`schedule`], [`runner`], [`cancel`]: arrivals, concurrency, signals;
+//!   [`selfcheck`]: cold-start handling and the saturation self-check of a point.
 //! * metrics: `pd_common::bench` (shared with the simulator's virtual client).
 //! * [`output`], [`summary`], [`progress`]: files, console summaries (of a point and of
 //!   the sweep), progress display (the sweep line with its ETA and the point's bar).
@@ -23,12 +25,14 @@ pub mod cancel;
 pub mod capture;
 pub mod chat_template;
 pub mod chunk;
+pub mod chunk_scan;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod correctness;
 pub mod dataset;
 pub mod deployment_check;
+pub mod h1;
 pub mod limits;
 pub mod output;
 pub mod preflight;
@@ -39,6 +43,7 @@ pub mod request;
 pub mod resultdir;
 pub mod runner;
 pub mod schedule;
+pub mod selfcheck;
 pub mod smoke;
 pub mod sse;
 pub mod summary;

@@ -56,7 +56,7 @@ pub fn build_result(
     point: &PointSpec,
     run: &PointRun,
     m: &PointMetrics,
-    sched: &ScheduleReport,
+    sched: Option<&ScheduleReport>,
     facts: &RunFacts,
 ) -> BenchResult {
     let detailed = cfg.save_detailed;
@@ -101,17 +101,29 @@ pub fn build_result(
         "max_output_tokens_per_s_tokens".into(),
         num(m.max_output_tokens_per_s_tokens),
     );
+    // Open-loop points: how well dispatch kept to the schedule (never the concurrency
+    // wait, which is client queue time).
+    if let Some(sched) = sched {
+        other.insert(
+            "dispatch_rate".into(),
+            if sched.dispatch_rate.is_finite() {
+                num(sched.dispatch_rate)
+            } else {
+                Value::String("inf".into())
+            },
+        );
+        other.insert("mean_dispatch_delay_ms".into(), num(sched.mean_delay * 1e3));
+        other.insert("p99_dispatch_delay_ms".into(), num(sched.p99_delay * 1e3));
+        other.insert("max_dispatch_delay_ms".into(), num(sched.max_delay * 1e3));
+    }
     other.insert(
-        "achieved_request_rate".into(),
-        if sched.achieved_rate.is_finite() {
-            num(sched.achieved_rate)
-        } else {
-            Value::String("inf".into())
-        },
+        "connections".into(),
+        crate::selfcheck::connections_json(&run.start),
     );
-    other.insert("mean_schedule_delay_ms".into(), num(sched.mean_delay * 1e3));
-    other.insert("p99_schedule_delay_ms".into(), num(sched.p99_delay * 1e3));
-    other.insert("max_schedule_delay_ms".into(), num(sched.max_delay * 1e3));
+    other.insert(
+        "self_check".into(),
+        crate::selfcheck::self_check_json(run, m),
+    );
     let queue: Vec<f64> = outs
         .iter()
         .filter(|o| o.is_success())

@@ -6,6 +6,10 @@
 //! offsets; with `--max-concurrency` they also wait on the semaphore. The send time
 //! (`sent_s`) is taken right before the HTTP request is issued, after the semaphore.
 //! `duration` runs from just before the dispatch loop to when the last task finished.
+//!
+//! Before a closed-loop point's clock starts, its C connections are opened
+//! ([`RunSettings::prewarm`]); while it runs, the event-loop probe and the burst counter
+//! of [`crate::selfcheck`] watch for saturation.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,10 +20,11 @@ use tokio::task::JoinSet;
 
 use crate::cancel::{Cancel, Level};
 use crate::chunk::StreamRecorder;
-use crate::client::{HttpClient, RequestError};
+use crate::client::{HttpClient, RequestError, RequestLimits};
 use crate::prompt::PromptGen;
+use crate::selfcheck::{process_cpu_s, BurstCounter, LoadReport, LoopProbe, StartReport};
 use pd_common::bench::arrival_offsets;
-use pd_common::bench::{FailureKind, RequestOutcome};
+use pd_common::bench::RequestOutcome;
 
 /// What every request of a run shares.
 #[derive(Debug)]
@@ -44,6 +49,9 @@ pub struct RunSettings {
     /// ([`crate::request::BodyOptions::expects_full_output`]): a stream that reports fewer
     /// is a failure (`Incomplete`).
     pub expect_full_output: bool,
+    /// Open a closed-loop point's connections before its clock starts (cold-start
+    /// handling, on by default; `--no-prewarm` turns it off).
+    pub prewarm: bool,
 }
 
 /// One point's plan.
@@ -72,6 +80,10 @@ pub struct PointRun {
     pub t0: Instant,
     /// Scheduled offsets of every planned request.
     pub schedule: Vec<f64>,
+    /// How the point started (connections).
+    pub start: StartReport,
+    /// What the client saw of the load (CPU, event-loop lag, read bursts).
+    pub load: LoadReport,
 }
 
 /// Live counters for the progress display.
@@ -79,6 +91,8 @@ pub struct PointRun {
 pub struct LiveStats {
     pub completed: AtomicU64,
     pub failed: AtomicU64,
+    /// Chunks in bursts (same read as the previous chunk of their stream).
+    pub bursts: BurstCounter,
     /// (TTFTs, TPOTs) of successful requests, seconds.
     samples: Mutex<(Vec<f64>, Vec<f64>)>,
 }
@@ -137,6 +151,35 @@ pub async fn run_point(
         ))
     });
     let mut set = JoinSet::new();
+    let pool = settings.client.pool().clone();
+    let mut start = StartReport::default();
+    if settings.prewarm && !plan.rate.is_finite() {
+        if let Some(c) = plan.max_concurrency {
+            let want = usize::try_from(c.min(plan.num_prompts)).unwrap_or(usize::MAX);
+            start.prewarm_wanted = want as u64;
+            let t = Instant::now();
+            let (idle, err) = tokio::select! {
+                r = settings.client.prewarm(want) => r,
+                _ = cancel.reached(Level::StopSending) => (pool.idle(), None),
+            };
+            start.prewarm_s = t.elapsed().as_secs_f64();
+            start.prewarmed = idle.min(want) as u64;
+            if let Some(e) = err {
+                tracing::warn!(
+                    "opened {idle} of {want} connections before the point ({e}); the others open as requests start"
+                );
+                start.prewarm_error = Some(e.to_string());
+            }
+        }
+    }
+    let counters = &pool.counters;
+    let (opened0, reused0, stale0) = (
+        counters.opened.load(Ordering::Relaxed),
+        counters.reused.load(Ordering::Relaxed),
+        counters.stale.load(Ordering::Relaxed),
+    );
+    let (probe, probe_task) = LoopProbe::start();
+    let cpu0 = process_cpu_s();
     let t0 = Instant::now();
     // Requests take concurrency slots strictly in dispatch order (FIFO, as vLLM's asyncio
     // semaphore does): the dispatcher itself waits for a slot before starting a request.
@@ -211,6 +254,19 @@ pub async fn run_point(
         }
     }
     let duration = t0.elapsed().as_secs_f64();
+    let cpu_s = process_cpu_s() - cpu0;
+    probe_task.abort();
+    start.opened = counters.opened.load(Ordering::Relaxed) - opened0;
+    start.reused = counters.reused.load(Ordering::Relaxed) - reused0;
+    start.stale = counters.stale.load(Ordering::Relaxed) - stale0;
+    let load = LoadReport {
+        cpu_s,
+        threads: tokio::runtime::Handle::current().metrics().num_workers(),
+        later_chunks: live.bursts.later_chunks.load(Ordering::Relaxed),
+        same_read_chunks: live.bursts.same_read.load(Ordering::Relaxed),
+        ..Default::default()
+    }
+    .with_probe(probe.samples());
     outcomes.sort_by_key(|o: &RequestOutcome| o.index);
     // Cut short = Ctrl-C came while requests were still unsent or in flight.
     let interrupted =
@@ -228,6 +284,8 @@ pub async fn run_point(
         interrupted,
         t0,
         schedule,
+        start,
+        load,
     }
 }
 
@@ -255,22 +313,20 @@ async fn run_one(
     if settings.expect_full_output {
         rec.expect_tokens = Some(u64::from(max_tokens));
     }
-    let timeout = settings.timeout;
-    let result = tokio::select! {
-        r = tokio::time::timeout(timeout, settings.client.stream_completion(body, &request_id, &mut rec)) => match r {
-            Ok(r) => r,
-            Err(_) => Err(RequestError::new(
-                FailureKind::Timeout,
-                0,
-                format!("timed out after {:.1} s (--timeout)", timeout.as_secs_f64()),
-            )),
-        },
-        _ = cancel.reached(Level::Abort) => Err(RequestError::new(
-            FailureKind::Aborted,
-            0,
-            "aborted: interrupted (signal) before the response finished",
-        )),
-    };
+    let result = settings
+        .client
+        .stream_completion_limited(
+            body,
+            &request_id,
+            &mut rec,
+            RequestLimits {
+                timeout: Some(settings.timeout),
+                cancel: Some(&cancel),
+            },
+        )
+        .await;
+    live.bursts
+        .add((rec.chunks() as u64).saturating_sub(1), rec.same_read);
     let outcome = outcome_from(
         &mut rec,
         result,

@@ -1,33 +1,38 @@
-//! How well the dispatcher kept to the arrival schedule (the schedule itself is
-//! [`pd_common::bench::arrival_offsets`]).
+//! How well the dispatcher kept to the arrival schedule of an open-loop (finite-rate)
+//! point (the schedule itself is [`pd_common::bench::arrival_offsets`]).
+//!
+//! Measured on *dispatch* (the moment a request arrives in the client, vLLM's
+//! `request_arrival_time`), never on send: a request that waits for a `--max-concurrency`
+//! slot is dispatched on time and its wait is client queue time, a separate metric.
+//! A closed-loop (concurrency) point has no schedule and no such report.
 
 /// How well the dispatcher kept to the schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ScheduleReport {
-    /// Requests actually sent per second over the dispatch span.
-    pub achieved_rate: f64,
-    /// Mean / p99 / max of (sent − scheduled), seconds.
+    /// Requests dispatched per second: count / time of the last dispatch.
+    pub dispatch_rate: f64,
+    /// Mean / p99 / max of (dispatched − scheduled), seconds.
     pub mean_delay: f64,
     pub p99_delay: f64,
     pub max_delay: f64,
 }
 
 impl ScheduleReport {
-    /// `sent` and `scheduled` are matching per-request offsets (seconds).
-    pub fn from_times(scheduled: &[f64], sent: &[f64]) -> Self {
-        if sent.is_empty() {
+    /// `dispatched` and `scheduled` are matching per-request offsets (seconds).
+    pub fn from_times(scheduled: &[f64], dispatched: &[f64]) -> Self {
+        if dispatched.is_empty() {
             return ScheduleReport::default();
         }
         let mut delays: Vec<f64> = scheduled
             .iter()
-            .zip(sent)
+            .zip(dispatched)
             .map(|(s, t)| (t - s).max(0.0))
             .collect();
         delays.sort_by(f64::total_cmp);
-        let last_sent = sent.iter().copied().fold(0.0, f64::max);
+        let last = dispatched.iter().copied().fold(0.0, f64::max);
         ScheduleReport {
-            achieved_rate: if last_sent > 0.0 {
-                sent.len() as f64 / last_sent
+            dispatch_rate: if last > 0.0 {
+                dispatched.len() as f64 / last
             } else {
                 f64::INFINITY
             },
@@ -42,14 +47,14 @@ impl ScheduleReport {
         if !asked_rate.is_finite() {
             return None;
         }
-        let slow = self.achieved_rate < 0.95 * asked_rate;
+        let slow = self.dispatch_rate < 0.95 * asked_rate;
         let late = self.p99_delay > (0.1f64).max(1.0 / asked_rate);
         (slow || late).then(|| {
             format!(
-                "the client fell behind the schedule: asked {asked_rate:.3} req/s, achieved \
-                 {:.3} req/s; send delay mean {:.1} ms, p99 {:.1} ms, max {:.1} ms \
-                 (a concurrency cap or an overloaded client machine queues requests)",
-                self.achieved_rate,
+                "the client fell behind the schedule: asked {asked_rate:.3} req/s, dispatched \
+                 {:.3} req/s; dispatch delay mean {:.1} ms, p99 {:.1} ms, max {:.1} ms \
+                 (an overloaded client machine)",
+                self.dispatch_rate,
                 self.mean_delay * 1e3,
                 self.p99_delay * 1e3,
                 self.max_delay * 1e3

@@ -98,8 +98,8 @@ pub fn render(h: &SummaryHeader, m: &PointMetrics, sched: Option<&ScheduleReport
     if let (Some(s), true) = (sched, h.rate.is_finite()) {
         let _ = writeln!(
             out,
-            "pd-lab: achieved request rate {:.3} req/s (asked {:.3}); send delay mean {:.1} ms, p99 {:.1} ms",
-            s.achieved_rate,
+            "pd-lab: dispatch rate {:.3} req/s (asked {:.3}); dispatch delay mean {:.1} ms, p99 {:.1} ms",
+            s.dispatch_rate,
             h.rate,
             s.mean_delay * 1e3,
             s.p99_delay * 1e3

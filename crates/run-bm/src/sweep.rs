@@ -101,6 +101,7 @@ pub fn settings(cfg: &RunConfig, client: HttpClient) -> RunSettings {
             .clone()
             .unwrap_or_else(|| format!("run-bm-{tag:08x}-")),
         expect_full_output: cfg.body.expects_full_output(),
+        prewarm: cfg.prewarm,
     }
 }
 
@@ -530,9 +531,12 @@ async fn run_once(
         ),
         None => None,
     };
-    let scheduled: Vec<f64> = run.outcomes.iter().map(|o| o.scheduled_s).collect();
-    let sent: Vec<f64> = run.outcomes.iter().map(|o| o.sent_s).collect();
-    let sched = ScheduleReport::from_times(&scheduled, &sent);
+    // Open-loop points only: how well dispatch kept to the schedule.
+    let sched = point.rate.is_finite().then(|| {
+        let scheduled: Vec<f64> = run.outcomes.iter().map(|o| o.scheduled_s).collect();
+        let arrivals: Vec<f64> = run.outcomes.iter().map(|o| o.arrival_s).collect();
+        ScheduleReport::from_times(&scheduled, &arrivals)
+    });
     let failures = FailureSummary::of(&run.outcomes);
     let mut text = render(
         &SummaryHeader {
@@ -540,7 +544,7 @@ async fn run_once(
             rate: point.rate,
         },
         &metrics,
-        Some(&sched),
+        sched.as_ref(),
     );
     if let Some(line) = failures.line() {
         text.push_str(&format!("pd-lab: {line}\n"));
@@ -559,18 +563,16 @@ async fn run_once(
             c.last_error.as_deref().unwrap_or("?")
         );
     }
-    // Falling behind: with a concurrency cap the queue is intended, so only the
-    // dispatcher's own lateness (task creation − schedule) counts.
-    let behind = if point.max_concurrency.is_some() && point.rate.is_finite() {
-        let arrivals: Vec<f64> = run.outcomes.iter().map(|o| o.arrival_s).collect();
-        ScheduleReport::from_times(&scheduled, &arrivals).behind_warning(point.rate)
-    } else {
-        sched.behind_warning(point.rate)
-    };
-    if let Some(w) = behind {
+    // Falling behind: the dispatcher's own lateness (a concurrency cap's queue is
+    // intended and is client queue time).
+    if let Some(w) = sched.as_ref().and_then(|s| s.behind_warning(point.rate)) {
         tracing::warn!("[{label}] {w}");
     }
-    let mut result = build_result(cfg, spec, &run, &metrics, &sched, &facts);
+    // Saturation self-check (client event loop, read bursts), every run.
+    for w in crate::selfcheck::assess_run(&run).warnings {
+        tracing::warn!("[{label}] {w}");
+    }
+    let mut result = build_result(cfg, spec, &run, &metrics, sched.as_ref(), &facts);
     if let (Some(c), Some(extra)) = (&captured, result.pd_lab.as_mut()) {
         extra
             .other

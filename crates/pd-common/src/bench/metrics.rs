@@ -17,6 +17,7 @@
 
 use super::goodput::Goodput;
 use super::outcome::RequestOutcome;
+use super::streamed::stats_of;
 use crate::result::{percentile_sorted, percentile_word, summarize_with_sorted};
 
 /// A metric with a statistics block.
@@ -183,7 +184,19 @@ pub fn compute(outcomes: &[RequestOutcome], duration: f64, opts: &MetricOptions)
 
     let ttfts: Vec<f64> = ok.iter().map(|r| r.ttft).collect();
     let tpots: Vec<f64> = ok.iter().filter_map(|r| r.tpot()).collect();
-    let itls: Vec<f64> = ok.iter().flat_map(|r| r.chunks.gaps()).collect();
+    // One sample per chunk (and per token): never collected, see `streamed`.
+    let itls = |emit: &mut dyn FnMut(f64, u32)| {
+        for r in &ok {
+            for g in r.chunks.gaps() {
+                emit(g, 1);
+            }
+        }
+    };
+    let token_itls = |emit: &mut dyn FnMut(f64, u32)| {
+        for r in &ok {
+            r.chunks.for_each_token_itl(&mut *emit);
+        }
+    };
     let e2els: Vec<f64> = ok.iter().map(|r| r.latency).collect();
     let queues: Vec<f64> = ok.iter().map(|r| r.client_queue_time()).collect();
     let e2el_q: Vec<f64> = ok
@@ -196,10 +209,13 @@ pub fn compute(outcomes: &[RequestOutcome], duration: f64, opts: &MetricOptions)
         if !opts.metrics.contains(&m) {
             continue;
         }
+        if m == MetricName::Itl {
+            blocks.push((m, stats_of(&itls, &opts.percentiles)));
+            continue;
+        }
         let values = match m {
             MetricName::Ttft => &ttfts,
             MetricName::Tpot => &tpots,
-            MetricName::Itl => &itls,
             MetricName::E2el => &e2els,
             MetricName::ClientQueueTime if opts.has_max_concurrency => &queues,
             MetricName::E2elIncludingClientQueue
@@ -212,10 +228,6 @@ pub fn compute(outcomes: &[RequestOutcome], duration: f64, opts: &MetricOptions)
         blocks.push((m, MetricStats::of_seconds(values, &opts.percentiles)));
     }
 
-    let mut token_itl = Vec::new();
-    for r in &ok {
-        r.chunks.push_token_itl(&mut token_itl);
-    }
     let total_chunks: usize = ok.iter().map(|r| r.chunks.len()).sum();
     let multi: usize = ok.iter().map(|r| r.chunks.multi_token_chunks()).sum();
 
@@ -235,7 +247,7 @@ pub fn compute(outcomes: &[RequestOutcome], duration: f64, opts: &MetricOptions)
         max_output_tokens_per_s: peak_chunks,
         max_concurrent_requests: peak_conc,
         blocks,
-        token_itl: MetricStats::of_seconds(&token_itl, &opts.percentiles),
+        token_itl: stats_of(&token_itls, &opts.percentiles),
         max_concurrent_requests_exact: exact_peak_concurrency(&ok),
         max_output_tokens_per_s_tokens: peak_tokens,
         continuous_usage: ok.iter().any(|r| r.continuous_usage),
@@ -349,6 +361,47 @@ mod tests {
         assert_eq!((m.completed, m.failed), (0, 1));
         assert!(m.stat_keys().iter().all(|(_, v)| *v == 0.0));
         assert_eq!(m.stat_keys().len(), 16);
+    }
+
+    #[test]
+    fn pooled_itl_stats_equal_the_sorted_samples() {
+        // Requests with multi-token, empty and long-gap chunks: the streamed statistics
+        // must be exactly numpy's over the materialized samples.
+        let mut outs = Vec::new();
+        for i in 0..40u32 {
+            let gaps: Vec<f64> = (0..(5 + i % 7))
+                .map(|k| match (i + k) % 11 {
+                    0 => 0.0,
+                    1 => 4.5 + f64::from(k),
+                    _ => 0.01 + f64::from((i * 31 + k * 17) % 1000) * 1e-6,
+                })
+                .collect();
+            let tokens: Vec<u32> = (0..=gaps.len() as u32)
+                .map(|k| [1, 1, 3, 0, 1, 300][((i + k) % 6) as usize])
+                .collect();
+            outs.push(RequestOutcome {
+                sent_s: f64::from(i) * 0.1,
+                ttft: 0.05,
+                latency: 0.05 + gaps.iter().sum::<f64>(),
+                chunks: ChunkTimeline::from_parts(gaps, tokens).unwrap(),
+                ..Default::default()
+            });
+        }
+        let o = MetricOptions {
+            percentiles: vec![50.0, 90.0, 99.0, 99.9],
+            ..opts()
+        };
+        let m = compute(&outs, 10.0, &o);
+        let itls: Vec<f64> = outs.iter().flat_map(|r| r.chunks.gaps()).collect();
+        let mut tok = Vec::new();
+        for r in &outs {
+            r.chunks.push_token_itl(&mut tok);
+        }
+        assert_eq!(
+            m.block(MetricName::Itl),
+            Some(&MetricStats::of_seconds(&itls, &o.percentiles))
+        );
+        assert_eq!(m.token_itl, MetricStats::of_seconds(&tok, &o.percentiles));
     }
 
     #[test]

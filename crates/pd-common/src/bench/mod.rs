@@ -7,6 +7,7 @@
 //! * [`timeline`]: the chunk events of one streamed response ([`ChunkTimeline`]).
 //! * [`metrics`]: the metrics of a point, exactly as `vllm bench serve` computes them, plus
 //!   pd-lab's extras ([`compute`]).
+//! * [`streamed`]: exact statistics of the pooled per-chunk samples without storing them.
 //! * [`goodput`]: service-level objectives for `request_goodput`.
 //! * [`arrivals`]: the open-loop arrival schedule (gamma gaps, vLLM's normalisation).
 //!
@@ -16,6 +17,7 @@ pub mod arrivals;
 pub mod goodput;
 pub mod metrics;
 pub mod outcome;
+pub mod streamed;
 pub mod timeline;
 
 pub use arrivals::arrival_offsets;

@@ -144,6 +144,22 @@ async fn concurrency_sweep_writes_vllm_compatible_files() {
     assert_eq!(extra.sweep_value, Some(2.0));
     assert_eq!(extra.other["prompt_format"], "token-ids");
     assert!(extra.other.contains_key("mean_token_itl_ms"));
+    // A closed loop has no schedule: no dispatch keys; its 2 connections were opened
+    // before the clock started and carried every request.
+    for k in [
+        "dispatch_rate",
+        "achieved_request_rate",
+        "mean_schedule_delay_ms",
+    ] {
+        assert!(!extra.other.contains_key(k), "{k}");
+    }
+    let conns = &extra.other["connections"];
+    assert_eq!(conns["prewarm"], true, "{conns}");
+    assert_eq!(conns["prewarmed"], 2, "{conns}");
+    assert_eq!(conns["opened_during_point"], 0, "{conns}");
+    assert!(extra.other["self_check"]["loop_lag_p99_ms"]
+        .as_f64()
+        .is_some());
     assert_eq!(
         extra.other["continuous_usage"], true,
         "the fake server sends running usage when asked (continuous_usage_stats)"
@@ -238,7 +254,17 @@ async fn rate_point_and_result_file_options() {
     let extra = r.pd_lab.unwrap();
     assert_eq!(extra.other["warmup_requests"], 2);
     assert_eq!(extra.other["prompt_format"], "text");
-    assert!(extra.other["achieved_request_rate"].as_f64().unwrap() > 0.0);
+    // An open-loop point reports its dispatch against the schedule, and every point
+    // how it started and whether it was saturated.
+    assert!(extra.other["dispatch_rate"].as_f64().unwrap() > 0.0);
+    assert!(extra.other["p99_dispatch_delay_ms"].as_f64().unwrap() >= 0.0);
+    assert!(extra.other.get("achieved_request_rate").is_none());
+    assert_eq!(
+        extra.other["connections"]["prewarm"], false,
+        "open loop: no prewarm"
+    );
+    assert!(extra.other["self_check"]["client_cpu_s"].as_f64().unwrap() > 0.0);
+    assert!(extra.other["self_check"]["client_saturated"].is_boolean());
     assert!(dir.path().join("out/run=0.requests.csv").exists());
     assert_eq!(
         server.stats.requests.load(Ordering::SeqCst),

@@ -27,6 +27,7 @@ fn settings(url: &str, itl: u32, otl: u32, timeout: Duration) -> Arc<RunSettings
         grace: Duration::from_millis(200),
         request_id_prefix: "t-".into(),
         expect_full_output: true,
+        prewarm: true,
     })
 }
 
