@@ -287,6 +287,11 @@ pub struct SimCalibrateArgs {
     /// constants on the others, predict it (slow: one fit per configuration).
     #[arg(long)]
     pub loco: bool,
+    /// With --loco: hold out N groups of configurations instead of one configuration at a
+    /// time (N-fold cross-validation by configuration: configurations sorted by name, every
+    /// N-th in the same fold; N fits instead of one per configuration).
+    #[arg(long, value_name = "N", requires = "loco", value_parser = clap::value_parser!(u32).range(2..))]
+    pub folds: Option<u32>,
     /// Fit the free constants on every configuration and print them (in-sample).
     #[arg(long)]
     pub fit: bool,

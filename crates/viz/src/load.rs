@@ -472,6 +472,15 @@ fn resolve_gpus(
     (None, GpuSource::Unknown)
 }
 
+/// The name of the folder holding `dir` (`bm_results/reference/x` → `reference`).
+fn parent_name(dir: &Path) -> String {
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    abs.parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Read all directories (in order), then give them display names.
 pub fn load_experiments(dirs: &[PathBuf]) -> Loaded {
     let mut warnings = Vec::new();
@@ -480,7 +489,8 @@ pub fn load_experiments(dirs: &[PathBuf]) -> Loaded {
         .filter_map(|d| load_experiment(d, &mut warnings))
         .collect();
     let dir_names: Vec<String> = experiments.iter().map(|e| e.dir_name.clone()).collect();
-    let (display, workload) = names::display_names(&dir_names);
+    let parents: Vec<String> = experiments.iter().map(|e| parent_name(&e.dir)).collect();
+    let (display, workload) = names::display_names_in(&dir_names, &parents);
     for (e, n) in experiments.iter_mut().zip(display) {
         e.name = n;
     }

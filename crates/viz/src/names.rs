@@ -84,6 +84,42 @@ pub fn display_names(dir_names: &[String]) -> (Vec<String>, Option<String>) {
     }
 }
 
+/// [`display_names`] for directories that may share a name in different folders
+/// (`bm_results/reference/…_baseline_4xtp2` and `bm_results/…_baseline_4xtp2`): those are
+/// told apart by their folder (`reference/baseline_4xtp2`, `bm_results/baseline_4xtp2`);
+/// ` [2]`… only when the folders' names are the same too.
+pub fn display_names_in(dir_names: &[String], parents: &[String]) -> (Vec<String>, Option<String>) {
+    let mut unique: Vec<String> = Vec::new();
+    for n in dir_names {
+        if !unique.contains(n) {
+            unique.push(n.clone());
+        }
+    }
+    if unique.len() == dir_names.len() || parents.len() != dir_names.len() {
+        return display_names(dir_names);
+    }
+    let (short, workload) = display_names(&unique);
+    let names: Vec<String> = dir_names
+        .iter()
+        .zip(parents)
+        .map(|(n, parent)| {
+            let s = unique
+                .iter()
+                .position(|u| u == n)
+                .and_then(|i| short.get(i))
+                .cloned()
+                .unwrap_or_else(|| n.clone());
+            let repeated = dir_names.iter().filter(|m| *m == n).count() > 1;
+            if repeated && !parent.is_empty() {
+                format!("{parent}/{s}")
+            } else {
+                s
+            }
+        })
+        .collect();
+    (dedupe(names), workload)
+}
+
 /// Make names unique by appending ` [2]`, ` [3]`… to repeats.
 fn dedupe(names: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(names.len());
@@ -146,6 +182,36 @@ mod tests {
         assert_eq!(
             display_names(&odd).0,
             s(&["a", "a [2]", "gptoss_itl1_otl2_mixed_x"])
+        );
+    }
+
+    #[test]
+    fn same_directory_name_in_two_folders_is_told_apart_by_folder() {
+        let dirs = s(&[
+            "gptoss_itl5000_otl250_mixed_baseline_4xtp2",
+            "gptoss_itl5000_otl250_mixed_baseline_4xtp2",
+            "gptoss_itl5000_otl250_mixed_pd_p1xtp2-d2xtp2",
+        ]);
+        let (names, wl) = display_names_in(&dirs, &s(&["reference", "bm_results", "bm_results"]));
+        assert_eq!(
+            names,
+            s(&[
+                "reference/baseline_4xtp2",
+                "bm_results/baseline_4xtp2",
+                "pd_p1xtp2-d2xtp2"
+            ])
+        );
+        assert_eq!(wl.as_deref(), Some("ITL 5000, OTL 250, mixed"));
+        // same folder name too: numbered (one distinct directory name keeps its full name)
+        let (names, _) = display_names_in(&dirs[..2], &s(&["a", "a"]));
+        assert_eq!(
+            names,
+            vec![format!("a/{}", dirs[0]), format!("a/{} [2]", dirs[0])]
+        );
+        // no repeats: as display_names
+        assert_eq!(
+            display_names_in(&dirs[1..], &s(&["x", "y"])),
+            display_names(&dirs[1..])
         );
     }
 

@@ -132,7 +132,7 @@ pub fn text(p: &Plan, top: usize, dirs: &[PathBuf]) -> String {
     }
     let _ = writeln!(
         s,
-        "≈ = within the simulator's known throughput error ({:.0} %) of the next layout: \
+        "≈ = within the simulator's known throughput error ({:.1} %) of the next layout: \
          verify both.",
         KNOWN_ERROR.throughput_pct
     );

@@ -16,7 +16,7 @@ pub const EFA_LD_LIBRARY_PATH: &str =
 pub const LIBFABRIC_WARNING: &str = "--use-libfabric: vLLM's prefill/decode over NIXL's \
 LIBFABRIC backend is known to fail its KV transfers on EFA (https://github.com/vllm-project/vllm/issues/27055); \
 failed or zeroed KV blocks give gibberish completions or hangs while throughput numbers look \
-normal (a failed transfer can still answer HTTP 200: https://github.com/vllm-project/vllm/issues/52234). \
+normal (a failed transfer can still answer HTTP 200). \
 Check outputs before trusting numbers: run-bm --smoke compares greedy completions with a \
 reference (--reference, recorded with --record-reference on a collocated deployment), and \
 `launch-gptoss probe --nixl libfabric` verifies every transferred byte.";

@@ -26,6 +26,7 @@ fn args(real: Vec<PathBuf>, out: &Path) -> SimCalibrateArgs {
         seed: 0,
         jobs: Some(2),
         loco: false,
+        folds: None,
         fit: false,
         fit_out: None,
         fit_fix: Vec::new(),

@@ -410,19 +410,30 @@ pub fn rewrite_toml(text: &str, gpu: &str, consts: &ConstSet) -> String {
 pub struct LocoReport {
     pub rows: Vec<Row>,
     pub summary: Summary,
-    /// Per held-out configuration: its name and the fitted constants' values.
+    /// Per fold: the held-out configurations' names and the fitted constants' values.
     pub folds: Vec<(String, Vec<f64>)>,
     pub budget: usize,
+    /// `Some(n)`: n-fold cross-validation by configuration; `None`: one configuration out.
+    pub k_fold: Option<usize>,
 }
 
 impl LocoReport {
+    /// `leave one configuration out` or `4-fold cross-validation by configuration`.
+    pub fn protocol(&self) -> String {
+        match self.k_fold {
+            Some(n) => format!("{n}-fold cross-validation by configuration"),
+            None => "leave one configuration out".to_string(),
+        }
+    }
+
     pub fn markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "Each configuration predicted by constants fitted on all the other configurations \
-             ({} free constants, Nelder–Mead from the same starting values, {} evaluations per \
+            "Each configuration predicted by constants fitted without it ({}: \
+             {} free constants, Nelder–Mead from the same starting values, {} evaluations per \
              fit).\n",
+            self.protocol(),
             PARAMS.len(),
             self.budget
         );
@@ -445,7 +456,7 @@ impl LocoReport {
     }
 
     pub fn text(&self) -> String {
-        let mut s = String::from("\nleave-one-configuration-out:\n");
+        let mut s = format!("\nout of sample ({}):\n", self.protocol());
         let m = &self.summary;
         let _ = writeln!(
             s,
@@ -461,56 +472,111 @@ impl LocoReport {
         for (c, v) in &m.per_category {
             let _ = writeln!(
                 s,
-                "  {:<16} {:>5.1}% / {:>5.1}% / {:>5.1}%",
-                c, v[0].0, v[1].0, v[2].0
+                "  {:<16} {:>6} / {:>6} / {:>6}",
+                c,
+                report::pct(v[0].0),
+                report::pct(v[1].0),
+                report::pct(v[2].0)
             );
         }
         s
     }
 }
 
-/// Leave one configuration out: fit on the others, predict it, for every counted
-/// configuration that simulates.
+/// Which fold each counted configuration belongs to: one per configuration (LOCO), or
+/// `n` folds over the configurations sorted by name, every n-th in the same fold.
+pub fn fold_of(names: &[&str], n: Option<usize>) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_by(|&a, &b| names[a].cmp(names[b]));
+    let mut fold = vec![0; names.len()];
+    for (rank, &i) in order.iter().enumerate() {
+        fold[i] = match n {
+            Some(n) if n > 0 => rank % n,
+            _ => rank,
+        };
+    }
+    fold
+}
+
+/// Out of sample: for every fold, fit on the other counted configurations and predict the
+/// fold's configurations. `folds`: `None` leaves one configuration out at a time.
 pub fn loco(
     set: &RealSet,
     base: &ConstSet,
     free: &[usize],
     seed: u64,
     jobs: usize,
+    folds: Option<usize>,
     progress: bool,
 ) -> LocoReport {
     let counted: Vec<usize> = (0..set.configs.len())
         .filter(|&i| set.configs[i].counted())
         .collect();
+    let names: Vec<&str> = counted
+        .iter()
+        .map(|&i| set.configs[i].name.as_str())
+        .collect();
+    let fold = fold_of(&names, folds);
+    let n_folds = fold.iter().max().map_or(0, |m| m + 1);
     let mut runs: Vec<ConfigRun> = (0..set.configs.len())
         .map(|_| ConfigRun::Refused("not held out (duplicate)".into()))
         .collect();
-    let mut folds = Vec::new();
-    for (k, &held) in counted.iter().enumerate() {
-        let train: Vec<usize> = counted.iter().copied().filter(|&i| i != held).collect();
+    let mut fold_consts = Vec::new();
+    for k in 0..n_folds {
+        let held: Vec<usize> = (0..counted.len())
+            .filter(|&j| fold[j] == k)
+            .map(|j| counted[j])
+            .collect();
+        let train: Vec<usize> = counted
+            .iter()
+            .copied()
+            .filter(|i| !held.contains(i))
+            .collect();
         let r = fit(set, &train, base, free, seed, jobs, FIT_BUDGET);
-        runs[held] = run::simulate(&set.configs[held], &r.consts, seed, false);
-        folds.push((
-            set.configs[held].name.clone(),
+        for &h in &held {
+            runs[h] = run::simulate(&set.configs[h], &r.consts, seed, false);
+        }
+        let held_names: Vec<&str> = held.iter().map(|&h| set.configs[h].name.as_str()).collect();
+        fold_consts.push((
+            held_names.join(", "),
             PARAMS.iter().map(|p| p.get(&r.consts)).collect(),
         ));
         if progress {
             eprintln!(
-                "loco {}/{}: held out {} (train loss {:.4}, {} evaluations)",
+                "out of sample {}/{}: held out {} (train loss {:.4}, {} evaluations)",
                 k + 1,
-                counted.len(),
-                set.configs[held].name,
+                n_folds,
+                held_names.join(", "),
                 r.loss,
                 r.evaluations
             );
         }
     }
+    let fold_list = fold_consts;
     let rows = report::rows(set, &runs);
     let summary = report::summarize(&rows);
     LocoReport {
         rows,
         summary,
-        folds,
+        folds: fold_list,
         budget: FIT_BUDGET,
+        k_fold: folds.filter(|_| n_folds < counted.len()).map(|_| n_folds),
+    }
+}
+
+#[cfg(test)]
+mod fold_tests {
+    use super::*;
+
+    #[test]
+    fn folds_cover_every_configuration_once() {
+        let names = ["d", "a", "c", "b", "e"];
+        let f = fold_of(&names, None);
+        let mut sorted = f.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec![0, 1, 2, 3, 4]);
+        assert_eq!(f[1], 0);
+        let f = fold_of(&names, Some(2));
+        assert_eq!(f, vec![1, 0, 0, 1, 0]);
     }
 }

@@ -144,6 +144,9 @@ pub fn command_line(args: &SimCalibrateArgs) -> String {
     if args.loco {
         line.push_str(" --loco");
     }
+    if let Some(n) = args.folds {
+        let _ = write!(line, " --folds {n}");
+    }
     if let Some(md) = &args.markdown {
         let _ = write!(line, " --markdown {}", md.display());
     }
@@ -161,7 +164,7 @@ fn render_markdown(cal: &Calibration, loco: Option<&fit::LocoReport>, line: &str
     let _ = writeln!(s, "## In-sample (the shipped constants)\n");
     s.push_str(&report::summary_markdown(&cal.summary));
     if let Some(l) = loco {
-        let _ = writeln!(s, "\n## Leave one configuration out\n");
+        let _ = writeln!(s, "\n## Out of sample ({})\n", l.protocol());
         s.push_str(&l.markdown());
     }
     let skipped = &cal.set.skipped;
@@ -256,7 +259,8 @@ pub fn main(args: &SimCalibrateArgs) -> Result<i32> {
         let consts = constants(&args.sim_config)?;
         let jobs = parallel::workers(args.jobs);
         let free = fit::free_params(&args.fit_fix).map_err(anyhow::Error::msg)?;
-        let l = fit::loco(&cal.set, &consts, &free, args.seed, jobs, true);
+        let folds = args.folds.map(|n| n as usize);
+        let l = fit::loco(&cal.set, &consts, &free, args.seed, jobs, folds, true);
         pd_common::out!("{}", l.text());
         Some(l)
     } else {

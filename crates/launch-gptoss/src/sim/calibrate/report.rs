@@ -269,7 +269,7 @@ pub fn summarize(rows: &[Row]) -> Summary {
     }
 }
 
-fn pct(v: f64) -> String {
+pub(super) fn pct(v: f64) -> String {
     if v.is_finite() {
         format!("{v:.1}%")
     } else {
