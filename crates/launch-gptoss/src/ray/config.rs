@@ -213,7 +213,7 @@ pub fn render(
     }
     let mut all_env = Map::new();
     let gpu_bundles;
-    let (import_path, args, model_id) = if spec.mode.is_pd() {
+    let (import_path, args, model_id) = if spec.mode().is_pd() {
         if opts.decode_bench {
             return Err(RayError::Config(
                 "--decode-bench deploys vLLM's DecodeBenchConnector, which skips prefill; it is meant \
@@ -299,7 +299,7 @@ mod tests {
     use super::*;
     use crate::ray::nodes::Node;
     use crate::ray::plan::plan;
-    use pd_common::deployment::DeployMode;
+    use pd_common::deployment::PdPlacement;
 
     fn opts() -> RenderOptions {
         RenderOptions {
@@ -332,7 +332,7 @@ mod tests {
     #[test]
     fn pd_layout_depends_on_ray_version() {
         let spec = DeploymentSpec::pd(
-            DeployMode::PdPack,
+            PdPlacement::Pack,
             Replicas { num: 1, tp: 1 },
             Replicas { num: 1, tp: 2 },
         );
@@ -378,7 +378,7 @@ mod tests {
     #[test]
     fn overridden_bundles_keep_the_plan_pin() {
         let spec = DeploymentSpec::pd(
-            DeployMode::PdSpread,
+            PdPlacement::Spread,
             Replicas { num: 1, tp: 1 },
             Replicas { num: 1, tp: 1 },
         );
@@ -415,7 +415,7 @@ mod tests {
     #[test]
     fn decode_bench_only_collocated_and_overrides_checked() {
         let spec = DeploymentSpec::pd(
-            DeployMode::PdPack,
+            PdPlacement::Pack,
             Replicas { num: 1, tp: 1 },
             Replicas { num: 1, tp: 1 },
         );
