@@ -71,6 +71,23 @@ macro_rules! both {
     };
 }
 
+/// A constant of one GPU kind's file (`$gpu` is the `ConstSet` field and the file's name).
+macro_rules! per_gpu {
+    ($name:expr, $gpu:ident, $section:expr, $key:expr, $start:expr, $lo:expr, $hi:expr, $($field:ident).+) => {
+        Param {
+            name: $name,
+            section: $section,
+            key: $key,
+            gpu: Some(stringify!($gpu)),
+            start: $start,
+            lo: $lo,
+            hi: $hi,
+            get: |c| c.$gpu.$($field).+,
+            set: |c, v| c.$gpu.$($field).+ = v,
+        }
+    };
+}
+
 /// The free constants, in fit order, with their starting values: typical figures for
 /// vLLM on Hopper and for the Ray Serve request path, not fitted to anything.
 pub const PARAMS: [Param; 11] = [
@@ -84,28 +101,26 @@ pub const PARAMS: [Param; 11] = [
         200e-6,
         step.c_seq
     ),
-    Param {
-        name: "step.eta_bw (h100)",
-        section: "step",
-        key: "eta_bw",
-        gpu: Some("h100"),
-        start: 0.7,
-        lo: 0.2,
-        hi: 1.0,
-        get: |c| c.h100.step.eta_bw,
-        set: |c, v| c.h100.step.eta_bw = v,
-    },
-    Param {
-        name: "step.eta_bw (h200)",
-        section: "step",
-        key: "eta_bw",
-        gpu: Some("h200"),
-        start: 0.7,
-        lo: 0.2,
-        hi: 1.0,
-        get: |c| c.h200.step.eta_bw,
-        set: |c, v| c.h200.step.eta_bw = v,
-    },
+    per_gpu!(
+        "step.eta_bw (h100)",
+        h100,
+        "step",
+        "eta_bw",
+        0.7,
+        0.2,
+        1.0,
+        step.eta_bw
+    ),
+    per_gpu!(
+        "step.eta_bw (h200)",
+        h200,
+        "step",
+        "eta_bw",
+        0.7,
+        0.2,
+        1.0,
+        step.eta_bw
+    ),
     Param {
         name: "step.eta_lin = eta_att",
         section: "step",
