@@ -229,6 +229,14 @@ impl Summary {
             self.points_simulated as f64 / self.points_found as f64
         }
     }
+    /// The three overall rows both renderings show: (metric, median abs error as text,
+    /// target in %, "met"/"MISSED", points).
+    fn overall_rows(&self) -> [(&'static str, String, f64, &'static str, usize); 3] {
+        std::array::from_fn(|i| {
+            let (m, n) = self.overall[i];
+            (METRICS[i], pct(m), TARGETS[i], met(m, TARGETS[i]), n)
+        })
+    }
     /// Median Spearman over the load groups.
     pub fn median_rho(&self) -> f64 {
         let mut v: Vec<f64> = self
@@ -304,25 +312,18 @@ fn met(v: f64, target: f64) -> &'static str {
 /// The summary block, Markdown.
 pub fn summary_markdown(s: &Summary) -> String {
     let mut o = String::new();
+    let (found, simulated) = (s.points_found, s.points_simulated);
+    let (cov, target) = (s.coverage() * 100.0, COVERAGE_TARGET * 100.0);
     let _ = writeln!(
         o,
-        "Coverage: **{} of {} points simulated ({:.1} %)** (target ≥ {:.0} %; duplicates once).\n",
-        s.points_simulated,
-        s.points_found,
-        s.coverage() * 100.0,
-        COVERAGE_TARGET * 100.0
+        "Coverage: **{simulated} of {found} points simulated ({cov:.1} %)** (target ≥ {target:.0} %; duplicates once).\n"
     );
     let _ = writeln!(o, "| metric | median abs error | target | points |");
     let _ = writeln!(o, "|---|---|---|---|");
-    for i in 0..3 {
-        let (m, n) = s.overall[i];
+    for (metric, err, target, verdict, n) in s.overall_rows() {
         let _ = writeln!(
             o,
-            "| {} | {} | ≤ {:.0} % ({}) | {n} |",
-            METRICS[i],
-            pct(m),
-            TARGETS[i],
-            met(m, TARGETS[i])
+            "| {metric} | {err} | ≤ {target:.0} % ({verdict}) | {n} |"
         );
     }
     let _ = writeln!(o, "\nPer category (median abs error; points):\n");
@@ -443,24 +444,17 @@ pub fn rows_markdown(rows: &[Row], configs: &[RealConfig]) -> String {
 /// The summary for the terminal: coverage, errors, categories, Spearman.
 pub fn summary_text(summary: &Summary) -> String {
     let mut s = String::new();
+    let (found, simulated) = (summary.points_found, summary.points_simulated);
+    let (cov, target) = (summary.coverage() * 100.0, COVERAGE_TARGET * 100.0);
     let _ = writeln!(
         s,
-        "coverage: {} of {} points simulated ({:.1}%; target ≥ {:.0}%)",
-        summary.points_simulated,
-        summary.points_found,
-        summary.coverage() * 100.0,
-        COVERAGE_TARGET * 100.0
+        "coverage: {simulated} of {found} points simulated ({cov:.1}%; target ≥ {target:.0}%)"
     );
     let _ = writeln!(s, "median absolute error (duplicates once):");
-    for i in 0..3 {
-        let (m, n) = summary.overall[i];
+    for (metric, err, target, verdict, n) in summary.overall_rows() {
         let _ = writeln!(
             s,
-            "  {:<28} {:>6}  over {n:>3} points (target ≤ {:.0}%: {})",
-            METRICS[i],
-            pct(m),
-            TARGETS[i],
-            met(m, TARGETS[i])
+            "  {metric:<28} {err:>6}  over {n:>3} points (target ≤ {target:.0}%: {verdict})"
         );
     }
     let _ = writeln!(s, "per category (TTFT / TPOT / throughput, points):");
