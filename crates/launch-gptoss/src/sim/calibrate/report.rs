@@ -411,20 +411,7 @@ pub fn rows_markdown(rows: &[Row], configs: &[RealConfig]) -> String {
         for r in rows.iter().filter(|r| r.config == ci) {
             match (&r.sim, &r.refused) {
                 (Some(sim), _) => {
-                    let _ = writeln!(
-                        s,
-                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                        r.coord,
-                        num(r.real[0], 1),
-                        num(sim[0], 1),
-                        signed(r.err(0)),
-                        num(r.real[1], 2),
-                        num(sim[1], 2),
-                        signed(r.err(1)),
-                        num(r.real[2], 1),
-                        num(sim[2], 1),
-                        signed(r.err(2))
-                    );
+                    let _ = writeln!(s, "| {} |", point_cells(r, sim).join(" | "));
                 }
                 (None, why) => {
                     let _ = writeln!(
@@ -488,6 +475,35 @@ pub fn summary_text(summary: &Summary) -> String {
     s
 }
 
+/// The cells of a simulated point: the point, then real, simulated and error for median
+/// TTFT, median TPOT and output throughput.
+fn point_cells(r: &Row, sim: &[f64; 3]) -> [String; 10] {
+    const DIGITS: [usize; 3] = [1, 2, 1];
+    let mut cells: [String; 10] = Default::default();
+    cells[0] = r.coord.clone();
+    for k in 0..3 {
+        cells[1 + 3 * k] = num(r.real[k], DIGITS[k]);
+        cells[2 + 3 * k] = num(sim[k], DIGITS[k]);
+        cells[3 + 3 * k] = signed(r.err(k));
+    }
+    cells
+}
+
+/// Right-aligned terminal columns of [`point_cells`], a wider gap before each metric.
+fn text_columns(cells: &[String; 10]) -> String {
+    const WIDTHS: [usize; 10] = [16, 9, 9, 7, 7, 7, 7, 8, 8, 7];
+    let mut line = String::from("  ");
+    for (i, (c, w)) in cells.iter().zip(WIDTHS).enumerate() {
+        let gap = match i {
+            0 => "",
+            i if i % 3 == 1 => "  ",
+            _ => " ",
+        };
+        let _ = write!(line, "{gap}{c:>w$}");
+    }
+    line
+}
+
 /// A terminal rendering: per-point lines, then the summary.
 pub fn render_text(rows: &[Row], configs: &[RealConfig], summary: &Summary) -> String {
     let mut s = String::new();
@@ -502,28 +518,14 @@ pub fn render_text(rows: &[Row], configs: &[RealConfig], summary: &Summary) -> S
                 "  (duplicate, not counted)"
             }
         );
-        let _ = writeln!(
-            s,
-            "  {:>16}  {:>9} {:>9} {:>7}  {:>7} {:>7} {:>7}  {:>8} {:>8} {:>7}",
-            "point", "TTFT", "sim", "err", "TPOT", "sim", "err", "thr", "sim", "err"
-        );
+        let head = [
+            "point", "TTFT", "sim", "err", "TPOT", "sim", "err", "thr", "sim", "err",
+        ];
+        let _ = writeln!(s, "{}", text_columns(&head.map(String::from)));
         for r in rows.iter().filter(|r| r.config == ci) {
             match (&r.sim, &r.refused) {
                 (Some(sim), _) => {
-                    let _ = writeln!(
-                        s,
-                        "  {:>16}  {:>9} {:>9} {:>7}  {:>7} {:>7} {:>7}  {:>8} {:>8} {:>7}",
-                        r.coord,
-                        num(r.real[0], 1),
-                        num(sim[0], 1),
-                        signed(r.err(0)),
-                        num(r.real[1], 2),
-                        num(sim[1], 2),
-                        signed(r.err(1)),
-                        num(r.real[2], 1),
-                        num(sim[2], 1),
-                        signed(r.err(2))
-                    );
+                    let _ = writeln!(s, "{}", text_columns(&point_cells(r, sim)));
                 }
                 (None, why) => {
                     let _ = writeln!(
