@@ -528,8 +528,8 @@ impl LaunchArgs {
         };
         let mut spec = match mode {
             ModeArg::Collocated => DeploymentSpec::collocated(self.num_replicas, self.tp),
-            ModeArg::PdPack => DeploymentSpec::pd(pd_common::DeployMode::PdPack, p, d),
-            ModeArg::PdSpread => DeploymentSpec::pd(pd_common::DeployMode::PdSpread, p, d),
+            ModeArg::PdPack => DeploymentSpec::pd(pd_common::PdPlacement::Pack, p, d),
+            ModeArg::PdSpread => DeploymentSpec::pd(pd_common::PdPlacement::Spread, p, d),
         };
         spec.nixl_backend = self.nixl_backend();
         spec.model_id = self.model_id.clone();

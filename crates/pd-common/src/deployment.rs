@@ -186,39 +186,165 @@ impl Replicas {
     }
 }
 
+/// Where the two groups of a disaggregated (PD) deployment go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PdPlacement {
+    /// P and D replicas on one node (`pd-pack`).
+    Pack,
+    /// P replicas on one node, D replicas on another (`pd-spread`).
+    Spread,
+}
+
+impl PdPlacement {
+    /// The deployment mode this placement is.
+    pub fn mode(self) -> DeployMode {
+        match self {
+            PdPlacement::Pack => DeployMode::PdPack,
+            PdPlacement::Spread => DeployMode::PdSpread,
+        }
+    }
+}
+
+/// The replica groups of a deployment: one collocated group, or a prefill and a decode
+/// group with their placement. Every value is a deployable shape (no "invalid" layout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// Prefill and decode on the same replicas.
+    Collocated(Replicas),
+    /// Disaggregated prefill and decode replicas.
+    Pd {
+        placement: PdPlacement,
+        prefill: Replicas,
+        decode: Replicas,
+    },
+}
+
+impl Layout {
+    /// Build a layout from a mode and the groups a file or a name gives; the error names
+    /// the group the mode needs and did not get.
+    pub fn from_parts(
+        mode: DeployMode,
+        collocated: Option<Replicas>,
+        prefill: Option<Replicas>,
+        decode: Option<Replicas>,
+    ) -> Result<Self> {
+        let missing = |group: &str| {
+            Error::invalid(
+                "deployment",
+                format!("mode {mode} needs the [{group}] replica group (num, tp)"),
+            )
+        };
+        let placement = match mode {
+            DeployMode::Collocated => {
+                return collocated
+                    .map(Layout::Collocated)
+                    .ok_or_else(|| missing("collocated"))
+            }
+            DeployMode::PdPack => PdPlacement::Pack,
+            DeployMode::PdSpread => PdPlacement::Spread,
+        };
+        Ok(Layout::Pd {
+            placement,
+            prefill: prefill.ok_or_else(|| missing("prefill"))?,
+            decode: decode.ok_or_else(|| missing("decode"))?,
+        })
+    }
+
+    /// The deployment mode of this layout.
+    pub fn mode(&self) -> DeployMode {
+        match self {
+            Layout::Collocated(_) => DeployMode::Collocated,
+            Layout::Pd { placement, .. } => placement.mode(),
+        }
+    }
+
+    /// The replica groups in serving order: `[collocated]` or `[prefill, decode]`.
+    pub fn groups(&self) -> Vec<Replicas> {
+        match *self {
+            Layout::Collocated(c) => vec![c],
+            Layout::Pd {
+                prefill, decode, ..
+            } => vec![prefill, decode],
+        }
+    }
+}
+
 /// What to deploy.
+///
+/// On disk (deployment records, plans) a spec keeps its flat form: `mode` plus the
+/// `[collocated]` or `[prefill]`/`[decode]` tables; [`SpecRepr`] is that form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SpecRepr", into = "SpecRepr")]
 pub struct DeploymentSpec {
-    pub mode: DeployMode,
-    /// Collocated replicas (collocated mode only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub collocated: Option<Replicas>,
-    /// Prefill replicas (PD modes only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefill: Option<Replicas>,
-    /// Decode replicas (PD modes only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decode: Option<Replicas>,
+    /// The replica groups and their placement.
+    pub layout: Layout,
     /// NIXL backend (meaningful for PD modes).
-    #[serde(default)]
     pub nixl_backend: NixlBackend,
     /// Served model name (`--model-id`).
     pub model_id: String,
     /// Model weights source (`--model-source`).
     pub model_source: String,
     /// GPU kind of the nodes.
-    #[serde(default)]
     pub gpu: GpuKind,
 }
 
+/// The on-disk form of a [`DeploymentSpec`] (field order is the file's key order).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SpecRepr {
+    mode: DeployMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    collocated: Option<Replicas>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prefill: Option<Replicas>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    decode: Option<Replicas>,
+    #[serde(default)]
+    nixl_backend: NixlBackend,
+    model_id: String,
+    model_source: String,
+    #[serde(default)]
+    gpu: GpuKind,
+}
+
+impl TryFrom<SpecRepr> for DeploymentSpec {
+    type Error = Error;
+    fn try_from(r: SpecRepr) -> Result<Self> {
+        Ok(DeploymentSpec {
+            layout: Layout::from_parts(r.mode, r.collocated, r.prefill, r.decode)?,
+            nixl_backend: r.nixl_backend,
+            model_id: r.model_id,
+            model_source: r.model_source,
+            gpu: r.gpu,
+        })
+    }
+}
+
+impl From<DeploymentSpec> for SpecRepr {
+    fn from(s: DeploymentSpec) -> Self {
+        let (collocated, prefill, decode) = match s.layout {
+            Layout::Collocated(c) => (Some(c), None, None),
+            Layout::Pd {
+                prefill, decode, ..
+            } => (None, Some(prefill), Some(decode)),
+        };
+        SpecRepr {
+            mode: s.layout.mode(),
+            collocated,
+            prefill,
+            decode,
+            nixl_backend: s.nixl_backend,
+            model_id: s.model_id,
+            model_source: s.model_source,
+            gpu: s.gpu,
+        }
+    }
+}
+
 impl DeploymentSpec {
-    /// Collocated: `num` replicas at TP `tp`.
-    pub fn collocated(num: u32, tp: u32) -> Self {
+    /// A spec for `layout` with the default model, NIXL backend and GPU kind.
+    pub fn new(layout: Layout) -> Self {
         DeploymentSpec {
-            mode: DeployMode::Collocated,
-            collocated: Some(Replicas { num, tp }),
-            prefill: None,
-            decode: None,
+            layout,
             nixl_backend: NixlBackend::Ucx,
             model_id: DEFAULT_MODEL_ID.to_string(),
             model_source: DEFAULT_MODEL_SOURCE.to_string(),
@@ -226,43 +352,54 @@ impl DeploymentSpec {
         }
     }
 
+    /// Collocated: `num` replicas at TP `tp`.
+    pub fn collocated(num: u32, tp: u32) -> Self {
+        Self::new(Layout::Collocated(Replicas { num, tp }))
+    }
+
     /// Disaggregated: `prefill` and `decode` replica groups, packed or spread.
-    pub fn pd(mode: DeployMode, prefill: Replicas, decode: Replicas) -> Self {
-        DeploymentSpec {
-            mode,
-            collocated: None,
-            prefill: Some(prefill),
-            decode: Some(decode),
-            nixl_backend: NixlBackend::Ucx,
-            model_id: DEFAULT_MODEL_ID.to_string(),
-            model_source: DEFAULT_MODEL_SOURCE.to_string(),
-            gpu: GpuKind::H100,
-        }
+    pub fn pd(placement: PdPlacement, prefill: Replicas, decode: Replicas) -> Self {
+        Self::new(Layout::Pd {
+            placement,
+            prefill,
+            decode,
+        })
+    }
+
+    /// The deployment mode (`collocated`, `pd-pack`, `pd-spread`).
+    pub fn mode(&self) -> DeployMode {
+        self.layout.mode()
     }
 
     /// Canonical label: `4xtp2` (collocated) or `p1xtp2-d2xtp2` (PD).
     pub fn label(&self) -> String {
-        match (self.mode, self.collocated, self.prefill, self.decode) {
-            (DeployMode::Collocated, Some(c), _, _) => format!("{}xtp{}", c.num, c.tp),
-            (_, _, Some(p), Some(d)) => format!("p{}xtp{}-d{}xtp{}", p.num, p.tp, d.num, d.tp),
-            _ => "invalid".to_string(),
+        match self.layout {
+            Layout::Collocated(c) => format!("{}xtp{}", c.num, c.tp),
+            Layout::Pd {
+                prefill: p,
+                decode: d,
+                ..
+            } => format!("p{}xtp{}-d{}xtp{}", p.num, p.tp, d.num, d.tp),
         }
     }
 
     /// GPUs used by all replicas.
     pub fn total_gpus(&self) -> u32 {
-        match self.mode {
-            DeployMode::Collocated => self.collocated.map_or(0, |c| c.gpus()),
-            _ => self.prefill.map_or(0, |p| p.gpus()) + self.decode.map_or(0, |d| d.gpus()),
-        }
+        self.layout.groups().iter().map(Replicas::gpus).sum()
     }
 
     /// Nodes the deployment needs with `gpus_per_node` GPUs each.
     pub fn nodes_needed(&self, gpus_per_node: u32) -> u32 {
-        match self.mode {
-            DeployMode::Collocated => self.total_gpus().div_ceil(gpus_per_node.max(1)).max(1),
-            DeployMode::PdPack => 1,
-            DeployMode::PdSpread => 2,
+        match self.layout {
+            Layout::Collocated(_) => self.total_gpus().div_ceil(gpus_per_node.max(1)).max(1),
+            Layout::Pd {
+                placement: PdPlacement::Pack,
+                ..
+            } => 1,
+            Layout::Pd {
+                placement: PdPlacement::Spread,
+                ..
+            } => 2,
         }
     }
 
@@ -293,23 +430,13 @@ impl DeploymentSpec {
             }
             Ok(())
         };
-        match self.mode {
-            DeployMode::Collocated => {
-                let c = self.collocated.ok_or_else(|| {
-                    Error::invalid("deployment", "collocated mode needs replicas")
-                })?;
-                check("collocated replicas", c)?;
-            }
-            mode => {
-                let (p, d) = match (self.prefill, self.decode) {
-                    (Some(p), Some(d)) => (p, d),
-                    _ => {
-                        return Err(Error::invalid(
-                            "deployment",
-                            "PD modes need prefill and decode replicas",
-                        ))
-                    }
-                };
+        match self.layout {
+            Layout::Collocated(c) => check("collocated replicas", c)?,
+            Layout::Pd {
+                placement,
+                prefill: p,
+                decode: d,
+            } => {
                 check("prefill replicas", p)?;
                 check("decode replicas", d)?;
                 if p.tp > d.tp {
@@ -323,7 +450,7 @@ impl DeploymentSpec {
                         ),
                     ));
                 }
-                if mode == DeployMode::PdPack && p.gpus() + d.gpus() > gpus_per_node {
+                if placement == PdPlacement::Pack && p.gpus() + d.gpus() > gpus_per_node {
                     return Err(Error::invalid(
                         "PD layout",
                         format!(
@@ -337,7 +464,7 @@ impl DeploymentSpec {
                         ),
                     ));
                 }
-                if mode == DeployMode::PdSpread {
+                if placement == PdPlacement::Spread {
                     for (side, r) in [("prefill", p), ("decode", d)] {
                         if r.gpus() > gpus_per_node {
                             return Err(Error::invalid(
@@ -487,9 +614,9 @@ mod tests {
             (c.label(), c.total_gpus(), c.nodes_needed(8)),
             ("4xtp2".into(), 8, 1)
         );
-        let p = DeploymentSpec::pd(DeployMode::PdPack, rep(1, 2), rep(2, 2));
+        let p = DeploymentSpec::pd(PdPlacement::Pack, rep(1, 2), rep(2, 2));
         assert_eq!((p.label(), p.total_gpus()), ("p1xtp2-d2xtp2".into(), 6));
-        let s = DeploymentSpec::pd(DeployMode::PdSpread, rep(1, 4), rep(1, 4));
+        let s = DeploymentSpec::pd(PdPlacement::Spread, rep(1, 4), rep(1, 4));
         assert_eq!(s.nodes_needed(8), 2);
         assert_eq!(DeploymentSpec::collocated(8, 2).nodes_needed(8), 2);
     }
@@ -500,22 +627,74 @@ mod tests {
         assert!(DeploymentSpec::collocated(1, 3).validate(8).is_err());
         assert!(DeploymentSpec::collocated(0, 2).validate(8).is_err());
         assert!(DeploymentSpec::collocated(1, 16).validate(8).is_err());
-        let bad_tp = DeploymentSpec::pd(DeployMode::PdPack, rep(1, 4), rep(1, 2));
+        let bad_tp = DeploymentSpec::pd(PdPlacement::Pack, rep(1, 4), rep(1, 2));
         assert!(bad_tp
             .validate(8)
             .unwrap_err()
             .to_string()
             .contains("NixlConnector"));
-        let too_big = DeploymentSpec::pd(DeployMode::PdPack, rep(2, 2), rep(2, 4));
+        let too_big = DeploymentSpec::pd(PdPlacement::Pack, rep(2, 2), rep(2, 4));
         assert!(too_big
             .validate(8)
             .unwrap_err()
             .to_string()
             .contains("pd-pack"));
-        let spread = DeploymentSpec::pd(DeployMode::PdSpread, rep(2, 2), rep(2, 4));
+        let spread = DeploymentSpec::pd(PdPlacement::Spread, rep(2, 2), rep(2, 4));
         assert!(spread.validate(8).is_ok());
-        let spread_big = DeploymentSpec::pd(DeployMode::PdSpread, rep(3, 4), rep(1, 4));
+        let spread_big = DeploymentSpec::pd(PdPlacement::Spread, rep(3, 4), rep(1, 4));
         assert!(spread_big.validate(8).is_err());
+    }
+
+    #[test]
+    fn spec_keeps_its_flat_file_form() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct Wrap {
+            spec: DeploymentSpec,
+        }
+        let pd = "[spec]\nmode = \"pd-pack\"\nnixl_backend = \"libfabric\"\n\
+                  model_id = \"m\"\nmodel_source = \"s\"\ngpu = \"h200\"\n\n\
+                  [spec.prefill]\nnum = 1\ntp = 2\n\n[spec.decode]\nnum = 2\ntp = 4\n";
+        let w: Wrap = toml::from_str(pd).unwrap();
+        assert_eq!(
+            w.spec.layout,
+            Layout::Pd {
+                placement: PdPlacement::Pack,
+                prefill: rep(1, 2),
+                decode: rep(2, 4)
+            }
+        );
+        assert_eq!(toml::to_string_pretty(&w).unwrap(), pd);
+        let colo = "[spec]\nmode = \"collocated\"\nnixl_backend = \"ucx\"\n\
+                    model_id = \"gptoss\"\nmodel_source = \"openai/gpt-oss-120b\"\n\
+                    gpu = \"h100\"\n\n[spec.collocated]\nnum = 4\ntp = 2\n";
+        let w: Wrap = toml::from_str(colo).unwrap();
+        assert_eq!(w.spec, DeploymentSpec::collocated(4, 2));
+        assert_eq!(toml::to_string_pretty(&w).unwrap(), colo);
+        let json = serde_json::to_value(&w.spec).unwrap();
+        assert_eq!(json["mode"], "collocated");
+        assert_eq!(json["collocated"]["tp"], 2);
+        assert!(json.get("prefill").is_none());
+        assert_eq!(
+            serde_json::from_value::<DeploymentSpec>(json).unwrap(),
+            w.spec
+        );
+    }
+
+    #[test]
+    fn inconsistent_spec_files_name_the_missing_group() {
+        let cases = [
+            ("pd-spread", "[prefill]\nnum = 1\ntp = 2\n", "[decode]"),
+            ("pd-pack", "[collocated]\nnum = 1\ntp = 2\n", "[prefill]"),
+            ("collocated", "[prefill]\nnum = 1\ntp = 2\n", "[collocated]"),
+        ];
+        for (mode, groups, want) in cases {
+            let text =
+                format!("mode = \"{mode}\"\nmodel_id = \"m\"\nmodel_source = \"s\"\n{groups}");
+            let err = toml::from_str::<DeploymentSpec>(&text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want) && err.contains(mode), "{mode}: {err}");
+        }
     }
 
     #[test]
@@ -531,7 +710,7 @@ mod tests {
     fn record_round_trips_as_toml() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".pd-lab/deployment.toml");
-        let mut spec = DeploymentSpec::pd(DeployMode::PdSpread, rep(1, 4), rep(1, 4));
+        let mut spec = DeploymentSpec::pd(PdPlacement::Spread, rep(1, 4), rep(1, 4));
         spec.nixl_backend = NixlBackend::Libfabric;
         let rec = DeploymentRecord {
             format_version: RECORD_FORMAT_VERSION,

@@ -28,6 +28,7 @@ pub mod bench;
 #[cfg(feature = "cli-assets")]
 pub mod cli_assets;
 pub mod cli_doc;
+pub mod csvfile;
 pub mod deployment;
 #[cfg(feature = "cli")]
 pub mod diag;
@@ -51,7 +52,8 @@ pub mod url;
 pub mod workload;
 
 pub use deployment::{
-    DeployMode, DeploymentRecord, DeploymentSpec, GpuKind, NixlBackend, ServingBackend, StopHandle,
+    DeployMode, DeploymentRecord, DeploymentSpec, GpuKind, Layout, NixlBackend, PdPlacement,
+    Replicas, ServingBackend, StopHandle,
 };
 pub use error::{Error, Result};
 pub use label::{parse_label, ParsedLabel};

@@ -117,21 +117,10 @@ impl ProbeConfig {
     }
 }
 
-/// One measured (or failed) configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProbeResult {
-    #[serde(flatten)]
-    pub config: ProbeConfig,
-    /// Node of the P ranks (Ray: the node IP; sim: none).
-    #[serde(default)]
-    pub p_node: Option<String>,
-    /// Node of the D ranks.
-    #[serde(default)]
-    pub d_node: Option<String>,
-    /// The link the figures describe: the simulator's link name (`nvlink`, `efa-srd`, `ib`,
-    /// `tcp`, `custom`), or on Ray the UCX transports asked for (`UCX_TLS=…`), if any.
-    #[serde(default)]
-    pub link: Option<String>,
+/// The figures of one configuration, as the probe job reports them and the result file
+/// keeps them (flattened into both).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProbeFigures {
     /// Median-transfer bandwidth: `bytes_per_transfer / transfer_ms.p50`, in GB/s (1e9 B/s).
     #[serde(default)]
     pub bandwidth_gbps: Option<f64>,
@@ -153,6 +142,44 @@ pub struct ProbeResult {
     /// Of those, slices that arrived as all zeros.
     #[serde(default)]
     pub zero_slices: Option<u64>,
+}
+
+impl ProbeFigures {
+    /// The figures without impossible values (NaN, infinite or negative times and rates),
+    /// which a job that went wrong may print.
+    pub fn sanitized(&self) -> Self {
+        let ok = |x: f64| x.is_finite() && x >= 0.0;
+        let finite = |v: Option<f64>| v.filter(|x| ok(*x));
+        ProbeFigures {
+            bandwidth_gbps: finite(self.bandwidth_gbps),
+            latency_us: finite(self.latency_us),
+            transfer_ms: self
+                .transfer_ms
+                .filter(|t| [t.p50, t.min, t.max].into_iter().all(ok)),
+            first_transfer_ms: finite(self.first_transfer_ms),
+            ..*self
+        }
+    }
+}
+
+/// One measured (or failed) configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    #[serde(flatten)]
+    pub config: ProbeConfig,
+    /// Node of the P ranks (Ray: the node IP; sim: none).
+    #[serde(default)]
+    pub p_node: Option<String>,
+    /// Node of the D ranks.
+    #[serde(default)]
+    pub d_node: Option<String>,
+    /// The link the figures describe: the simulator's link name (`nvlink`, `efa-srd`, `ib`,
+    /// `tcp`, `custom`), or on Ray the UCX transports asked for (`UCX_TLS=…`), if any.
+    #[serde(default)]
+    pub link: Option<String>,
+    /// What was measured (all absent when the configuration failed).
+    #[serde(flatten)]
+    pub figures: ProbeFigures,
     /// Why the configuration was not measured (then the figures are absent).
     #[serde(default)]
     pub error: Option<String>,
@@ -166,13 +193,7 @@ impl ProbeResult {
             p_node: None,
             d_node: None,
             link: None,
-            bandwidth_gbps: None,
-            latency_us: None,
-            transfer_ms: None,
-            first_transfer_ms: None,
-            slices_checked: None,
-            corrupt_slices: None,
-            zero_slices: None,
+            figures: ProbeFigures::default(),
             error: Some(error.into()),
         }
     }
@@ -181,13 +202,17 @@ impl ProbeResult {
     /// its results count as intact).
     pub fn ok(&self) -> bool {
         self.error.is_none()
-            && self.bandwidth_gbps.is_some()
-            && self.corrupt_slices.unwrap_or(0) == 0
+            && self.figures.bandwidth_gbps.is_some()
+            && self.figures.corrupt_slices.unwrap_or(0) == 0
     }
 
     /// The data-integrity verdict in words.
     pub fn integrity(&self) -> String {
-        match (self.slices_checked, self.corrupt_slices, self.zero_slices) {
+        match (
+            self.figures.slices_checked,
+            self.figures.corrupt_slices,
+            self.figures.zero_slices,
+        ) {
             (Some(n), Some(0), _) => format!("{n} slices intact"),
             (Some(n), Some(c), z) => format!(
                 "CORRUPT: {c} of {n} slices differ ({} all zeros)",
@@ -307,11 +332,11 @@ impl ProbeFile {
                 ));
             }
             let mut figures = vec![
-                ("bandwidth_gbps", r.bandwidth_gbps),
-                ("latency_us", r.latency_us),
-                ("first_transfer_ms", r.first_transfer_ms),
+                ("bandwidth_gbps", r.figures.bandwidth_gbps),
+                ("latency_us", r.figures.latency_us),
+                ("first_transfer_ms", r.figures.first_transfer_ms),
             ];
-            if let Some(t) = r.transfer_ms {
+            if let Some(t) = r.figures.transfer_ms {
                 figures.extend([
                     ("transfer_ms.p50", Some(t.p50)),
                     ("transfer_ms.min", Some(t.min)),
@@ -327,7 +352,7 @@ impl ProbeFile {
                     }
                 }
             }
-            if r.error.is_none() && r.bandwidth_gbps.is_none() {
+            if r.error.is_none() && r.figures.bandwidth_gbps.is_none() {
                 return Err(format!("{id}: neither a bandwidth nor an error"));
             }
         }
@@ -397,17 +422,19 @@ mod tests {
             p_node: Some("127.0.0.2".into()),
             d_node: Some("127.0.0.3".into()),
             link: Some("UCX_TLS=tcp".into()),
-            bandwidth_gbps: Some(0.7),
-            latency_us: Some(47.0),
-            transfer_ms: Some(TransferTimes {
-                p50: 24.0,
-                min: 9.0,
-                max: 51.0,
-            }),
-            first_transfer_ms: Some(150.0),
-            slices_checked: Some(512),
-            corrupt_slices: Some(0),
-            zero_slices: Some(0),
+            figures: ProbeFigures {
+                bandwidth_gbps: Some(0.7),
+                latency_us: Some(47.0),
+                transfer_ms: Some(TransferTimes {
+                    p50: 24.0,
+                    min: 9.0,
+                    max: 51.0,
+                }),
+                first_transfer_ms: Some(150.0),
+                slices_checked: Some(512),
+                corrupt_slices: Some(0),
+                zero_slices: Some(0),
+            },
             ..ProbeResult::failed(config(), "")
         }
         .with_error(None)
@@ -483,8 +510,8 @@ mod tests {
         );
         assert!(ProbeFile::parse("{", p).is_err());
         let mut bad = measured();
-        bad.corrupt_slices = Some(3);
-        bad.zero_slices = Some(3);
+        bad.figures.corrupt_slices = Some(3);
+        bad.figures.zero_slices = Some(3);
         assert!(!bad.ok());
         assert_eq!(
             bad.integrity(),

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::csvfile;
 use crate::error::{Error, Result};
-use crate::fsutil;
 
 /// One request of a sweep point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -68,26 +68,12 @@ pub fn write_requests_csv(path: &Path, records: &[RequestRecord]) -> Result<()> 
             source,
         })?;
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
-    fsutil::write_atomic(path, &bytes)
+    csvfile::write_atomic(path, w)
 }
 
 /// Read records from a CSV file.
 pub fn read_requests_csv(path: &Path) -> Result<Vec<RequestRecord>> {
-    let mut r = csv::Reader::from_path(path).map_err(|source| Error::Csv {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    r.deserialize()
-        .map(|row| {
-            row.map_err(|source| Error::Csv {
-                path: path.to_path_buf(),
-                source,
-            })
-        })
-        .collect()
+    csvfile::read_rows(path)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use crate::bench::PointMetrics;
 use crate::deployment::{DeployMode, ServingBackend};
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -199,6 +200,51 @@ pub struct PdLabExtra {
 }
 
 impl BenchResult {
+    /// A result holding what the point's metrics give: the aggregate fields and every
+    /// statistic key (`mean_ttft_ms`…) in the order vLLM writes them. The caller fills the
+    /// rest (header, per-request lists, `pd_lab`) with `..BenchResult::from_metrics(m)`.
+    pub fn from_metrics(m: &PointMetrics) -> Self {
+        let mut r = BenchResult {
+            date: String::new(),
+            endpoint_type: String::new(),
+            backend: String::new(),
+            label: None,
+            model_id: String::new(),
+            tokenizer_id: None,
+            num_prompts: 0,
+            request_rate: RequestRate::Inf,
+            burstiness: 1.0,
+            max_concurrency: None,
+            duration: m.duration,
+            completed: m.completed,
+            failed: Some(m.failed),
+            total_input_tokens: m.total_input_tokens,
+            total_output_tokens: m.total_output_tokens,
+            request_throughput: m.request_throughput,
+            request_goodput: m.request_goodput,
+            output_throughput: m.output_throughput,
+            total_token_throughput: m.total_token_throughput,
+            input_lens: None,
+            output_lens: None,
+            ttfts: None,
+            itls: None,
+            latencies: None,
+            start_times: None,
+            queue_times: None,
+            generated_texts: None,
+            errors: None,
+            max_output_tokens_per_s: Some(m.max_output_tokens_per_s),
+            max_concurrent_requests: Some(m.max_concurrent_requests),
+            interrupted: false,
+            pd_lab: None,
+            rest: Map::new(),
+        };
+        for (k, v) in m.stat_keys() {
+            r.set_stat(k, v);
+        }
+        r
+    }
+
     /// Parse a result from JSON text.
     pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
         serde_json::from_str(text).map_err(|source| Error::Json {

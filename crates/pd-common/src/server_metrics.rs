@@ -35,8 +35,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 
+use crate::csvfile;
 use crate::error::{Error, Result};
-use crate::fsutil;
 use crate::prometheus::Sample;
 
 /// Suffix of a point's server-metrics file (`conc16.metrics.csv`).
@@ -139,26 +139,12 @@ pub fn write_metrics_csv(path: &Path, scrapes: &[Scrape]) -> Result<()> {
         ])
         .map_err(csv_err)?;
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
-    fsutil::write_atomic(path, &bytes)
+    csvfile::write_atomic(path, w)
 }
 
 /// Read `P.metrics.csv` (strict: every row must parse).
 pub fn read_metrics_csv(path: &Path) -> Result<Vec<MetricsRow>> {
-    let mut r = csv::Reader::from_path(path).map_err(|source| Error::Csv {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    r.deserialize()
-        .map(|row| {
-            row.map_err(|source| Error::Csv {
-                path: path.to_path_buf(),
-                source,
-            })
-        })
-        .collect()
+    csvfile::read_rows(path)
 }
 
 /// Samples of the canonical metric `base` (a [`base_name`] without the `_total` suffix of

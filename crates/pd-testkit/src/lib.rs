@@ -1,6 +1,7 @@
 //! Test support shared by the pd-lab crates (a dev-dependency only; never shipped).
 //!
 //! * [`fixtures`]: where the reference data is, inside the repository.
+//! * [`golden`]: golden files (compare an output with a reviewed file; `UPDATE_GOLDEN=1`).
 //! * [`process`]: child-process guards, pid checks, polling.
 //! * [`net`]: free ports and a minimal HTTP/1.1 client for asserting on responses.
 //! * [`fake_openai`]: a scripted OpenAI-compatible server (also used by benchmarks).
@@ -15,6 +16,7 @@ pub mod fake_ray;
 pub mod fast_openai;
 pub mod faults;
 pub mod fixtures;
+pub mod golden;
 pub mod net;
 pub mod process;
 pub mod tls;

@@ -312,49 +312,8 @@ impl HttpClient {
         let own = url
             .strip_prefix(&self.base)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']));
-        let url = url.to_string();
-        let unreachable = |reason: String| ClientError::Unreachable {
-            url: url.clone(),
-            reason,
-        };
-        let uri: Uri =
-            url.parse()
-                .map_err(|e: hyper::http::uri::InvalidUri| ClientError::BadUrl {
-                    url: url.clone(),
-                    reason: e.to_string(),
-                })?;
-        let mut req = Request::builder().method(Method::GET).uri(uri);
-        if let (Some(a), true) = (&self.auth, own) {
-            req = req.header(AUTHORIZATION, a.clone());
-        }
-        let mut req = req
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| unreachable(e.to_string()))?;
-        if own {
-            self.apply_headers(&mut req);
-        }
-        let fut = async {
-            let resp = self
-                .inner
-                .request(req)
-                .await
-                .map_err(|e| unreachable(error_chain(&e)))?;
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            let body = Limited::new(resp.into_body(), 1 << 20)
-                .collect()
-                .await
-                .map_err(|e| unreachable(e.to_string()))?
-                .to_bytes();
-            Ok(GetResponse {
-                status,
-                headers,
-                body,
-            })
-        };
-        tokio::time::timeout(timeout, fut)
+        self.small_request(Method::GET, url, None, own, timeout, false)
             .await
-            .map_err(|_| unreachable(format!("no answer within {:.0} s", timeout.as_secs_f64())))?
     }
 
     /// `POST {base}{path}` with a JSON body: status and body (at most 1 MiB), with a
@@ -369,27 +328,48 @@ impl HttpClient {
         status_only: bool,
     ) -> Result<(u16, Bytes), ClientError> {
         let url = format!("{}{path}", self.base);
+        let r = self
+            .small_request(Method::POST, &url, Some(body), true, timeout, status_only)
+            .await?;
+        Ok((r.status, r.body))
+    }
+
+    /// One control request (not a measured one): a JSON `body` if given, the API key and
+    /// `--header` pairs only when `own` (this client's server), the answer's body capped at
+    /// 1 MiB, all within `timeout`. With `status_only` a 2xx answer returns at once with
+    /// an empty body.
+    async fn small_request(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Bytes>,
+        own: bool,
+        timeout: Duration,
+        status_only: bool,
+    ) -> Result<GetResponse, ClientError> {
         let unreachable = |reason: String| ClientError::Unreachable {
-            url: url.clone(),
+            url: url.to_string(),
             reason,
         };
         let uri: Uri =
             url.parse()
                 .map_err(|e: hyper::http::uri::InvalidUri| ClientError::BadUrl {
-                    url: url.clone(),
+                    url: url.to_string(),
                     reason: e.to_string(),
                 })?;
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(a) = &self.auth {
+        let mut req = Request::builder().method(method).uri(uri);
+        if body.is_some() {
+            req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if let (Some(a), true) = (&self.auth, own) {
             req = req.header(AUTHORIZATION, a.clone());
         }
         let mut req = req
-            .body(Full::new(body))
+            .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| unreachable(e.to_string()))?;
-        self.apply_headers(&mut req);
+        if own {
+            self.apply_headers(&mut req);
+        }
         let fut = async {
             let resp = self
                 .inner
@@ -397,15 +377,24 @@ impl HttpClient {
                 .await
                 .map_err(|e| unreachable(error_chain(&e)))?;
             let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
             if status_only && (200..300).contains(&status) {
-                return Ok((status, Bytes::new()));
+                return Ok(GetResponse {
+                    status,
+                    headers,
+                    body: Bytes::new(),
+                });
             }
             let body = Limited::new(resp.into_body(), 1 << 20)
                 .collect()
                 .await
                 .map_err(|e| unreachable(e.to_string()))?
                 .to_bytes();
-            Ok((status, body))
+            Ok(GetResponse {
+                status,
+                headers,
+                body,
+            })
         };
         tokio::time::timeout(timeout, fut)
             .await

@@ -355,7 +355,7 @@ fn excerpt(text: &str, from: usize, n: usize) -> String {
 
 /// Is the deployment of `cfg` a prefill/decode one (from its record), if known?
 fn pd_deployment(cfg: &RunConfig) -> Option<bool> {
-    cfg.record.as_ref().map(|r| r.spec.mode.is_pd())
+    cfg.record.as_ref().map(|r| r.spec.mode().is_pd())
 }
 
 /// The failure message of a verdict that did not pass.
@@ -421,7 +421,7 @@ pub async fn record(
         max_tokens: MAX_TOKENS,
         recorded_on: RecordedOn {
             label: cfg.record.as_ref().map(|r| r.label.clone()),
-            mode: cfg.record.as_ref().map(|r| r.spec.mode.to_string()),
+            mode: cfg.record.as_ref().map(|r| r.spec.mode().to_string()),
             backend: cfg.record.as_ref().map(|r| r.backend.to_string()),
             base_url: Some(pd_common::url::redact_userinfo(&cfg.base_url)),
         },

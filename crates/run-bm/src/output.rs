@@ -138,7 +138,7 @@ pub fn build_result(
         tool_version: pd_common::VERSION.into(),
         serving_backend: record.map(|r| r.backend),
         deployment_label: record.map(|r| r.label.clone()),
-        deploy_mode: record.map(|r| r.spec.mode),
+        deploy_mode: record.map(|r| r.spec.mode()),
         total_gpus: record.map(|r| r.total_gpus),
         gpus_per_node: record.map(|r| r.gpus_per_node),
         workload: Some(cfg.workload),
@@ -157,15 +157,6 @@ pub fn build_result(
         request_rate: point.result_request_rate(),
         burstiness: cfg.burstiness,
         max_concurrency: point.result_max_concurrency(),
-        duration: m.duration,
-        completed: m.completed,
-        failed: Some(m.failed),
-        total_input_tokens: m.total_input_tokens,
-        total_output_tokens: m.total_output_tokens,
-        request_throughput: m.request_throughput,
-        request_goodput: m.request_goodput,
-        output_throughput: m.output_throughput,
-        total_token_throughput: m.total_token_throughput,
         input_lens: detailed.then(|| {
             outs.iter()
                 .map(|o| {
@@ -185,15 +176,10 @@ pub fn build_result(
         queue_times: list(&|o| o.client_queue_time()),
         generated_texts: detailed.then(|| outs.iter().map(|o| o.text.clone()).collect()),
         errors: detailed.then(|| outs.iter().map(|o| o.error_text().to_string()).collect()),
-        max_output_tokens_per_s: Some(m.max_output_tokens_per_s),
-        max_concurrent_requests: Some(m.max_concurrent_requests),
         interrupted: run.interrupted,
         pd_lab: Some(extra),
-        rest: Map::new(),
+        ..BenchResult::from_metrics(m)
     };
-    for (k, v) in m.stat_keys() {
-        result.set_stat(k, v);
-    }
     crate::request::apply_metadata(&mut result, &cfg.metadata);
     result
 }

@@ -79,10 +79,10 @@ pub fn table(files: &[Loaded]) -> String {
                 r.config.label(),
                 r.config.memory.to_string(),
                 nodes(r),
-                fmt(r.bandwidth_gbps, 3),
-                fmt(r.latency_us, 1),
-                fmt(r.transfer_ms.map(|t| t.p50), 2),
-                fmt(r.first_transfer_ms, 1),
+                fmt(r.figures.bandwidth_gbps, 3),
+                fmt(r.figures.latency_us, 1),
+                fmt(r.figures.transfer_ms.map(|t| t.p50), 2),
+                fmt(r.figures.first_transfer_ms, 1),
                 match &r.error {
                     Some(e) => format!("FAILED: {e}"),
                     None => r.integrity(),
@@ -137,10 +137,10 @@ pub fn figure(files: &[Loaded], name: &str) -> Option<Figure> {
                 key = format!("{}: {key}", l.name);
             }
             let g = groups.entry(key).or_default();
-            if let Some(bw) = r.bandwidth_gbps.filter(|v| *v > 0.0) {
+            if let Some(bw) = r.figures.bandwidth_gbps.filter(|v| *v > 0.0) {
                 g.0.push((c.bytes_per_transfer() as f64 / (1u64 << 20) as f64, bw));
             }
-            if let Some(lat) = r.latency_us.filter(|v| *v > 0.0) {
+            if let Some(lat) = r.figures.latency_us.filter(|v| *v > 0.0) {
                 g.1.push((c.block_bytes as f64 / 1024.0, lat));
             }
         }
@@ -293,7 +293,7 @@ fn display(p: &Path) -> String {
 mod tests {
     use super::*;
     use pd_common::deployment::NixlBackend;
-    use pd_common::probe::{Placement, ProbeConfig, ProbeEnvironment, ProbeMemory};
+    use pd_common::probe::{Placement, ProbeConfig, ProbeEnvironment, ProbeFigures, ProbeMemory};
 
     fn result(placement: Placement, blocks: u32, bw: Option<f64>) -> ProbeResult {
         let config = ProbeConfig {
@@ -311,10 +311,13 @@ mod tests {
             Some(b) => ProbeResult {
                 p_node: Some("a".into()),
                 d_node: Some("b".into()),
-                bandwidth_gbps: Some(b),
-                latency_us: Some(40.0),
-                slices_checked: Some(u64::from(blocks)),
-                corrupt_slices: Some(0),
+                figures: ProbeFigures {
+                    bandwidth_gbps: Some(b),
+                    latency_us: Some(40.0),
+                    slices_checked: Some(u64::from(blocks)),
+                    corrupt_slices: Some(0),
+                    ..ProbeFigures::default()
+                },
                 error: None,
                 ..ProbeResult::failed(config, "")
             },

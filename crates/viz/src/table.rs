@@ -291,10 +291,7 @@ impl Table {
             );
             w.write_record(&rec).map_err(csv_err)?;
         }
-        let bytes = w
-            .into_inner()
-            .map_err(|e| VizError::io(path, e.into_error()))?;
-        pd_common::fsutil::write_atomic(path, &bytes)?;
+        pd_common::csvfile::write_atomic(path, w)?;
         Ok(())
     }
 }
@@ -471,9 +468,6 @@ pub fn write_points_csv(experiments: &[Experiment], gpus_per_node: u32, path: &P
             w.write_record(&rec).map_err(csv_err)?;
         }
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| VizError::io(path, e.into_error()))?;
-    pd_common::fsutil::write_atomic(path, &bytes)?;
+    pd_common::csvfile::write_atomic(path, w)?;
     Ok(())
 }

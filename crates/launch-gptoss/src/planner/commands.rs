@@ -3,7 +3,7 @@
 //! `launch-gptoss shutdown`. Expert parallelism has no launcher flag: it goes through an
 //! `--overrides` file (`enable_expert_parallel` in the vLLM engine arguments).
 
-use pd_common::deployment::DeployMode;
+use pd_common::deployment::{self, DeployMode};
 use pd_common::workload::Workload;
 use serde::Serialize;
 
@@ -45,8 +45,8 @@ pub fn commands(
     let s = |x: &str| x.to_string();
     let spec = &layout.spec;
     let mut launch = vec![s("launch-gptoss")];
-    match (spec.mode, spec.collocated, spec.prefill, spec.decode) {
-        (DeployMode::Collocated, Some(c), _, _) => {
+    match spec.layout {
+        deployment::Layout::Collocated(c) => {
             launch.extend([
                 s("--mode"),
                 s("collocated"),
@@ -56,10 +56,14 @@ pub fn commands(
                 c.num.to_string(),
             ]);
         }
-        (mode, _, Some(p), Some(d)) => {
+        deployment::Layout::Pd {
+            prefill: p,
+            decode: d,
+            ..
+        } => {
             launch.extend([
                 s("--mode"),
-                s(mode.as_str()),
+                s(spec.mode().as_str()),
                 s("--p-num"),
                 p.num.to_string(),
                 s("--p-tp"),
@@ -71,7 +75,6 @@ pub fn commands(
                 s("--use-ucx"),
             ]);
         }
-        _ => {}
     }
     if gpus_per_node != 8 {
         launch.extend([s("--gpus-per-node"), gpus_per_node.to_string()]);
@@ -81,7 +84,7 @@ pub fn commands(
         let mut text = String::from(
             "# expert parallelism (tpep): the MoE experts are distributed over the TP GPUs\n",
         );
-        if spec.mode == DeployMode::Collocated || (layout.ep.first && layout.ep.decode) {
+        if spec.mode() == DeployMode::Collocated || (layout.ep.first && layout.ep.decode) {
             text.push_str("[engine_kwargs]\nenable_expert_parallel = true\n");
         } else if layout.ep.first {
             text.push_str("[prefill.engine_kwargs]\nenable_expert_parallel = true\n");
@@ -95,7 +98,7 @@ pub fn commands(
     }
     let mut launch_sim = launch.clone();
     launch_sim.extend([s("--backend"), s("sim"), s("--gpu"), s(spec.gpu.as_str())]);
-    if spec.mode.is_pd() {
+    if spec.mode().is_pd() {
         launch_sim.extend([s("--network"), s(network_name(network))]);
     }
     let mut run_bm = vec![
@@ -165,7 +168,7 @@ pub fn shell_line(argv: &[String]) -> String {
 mod tests {
     use super::*;
     use crate::sim::engine::ExpertParallel;
-    use pd_common::deployment::{DeploymentSpec, Replicas};
+    use pd_common::deployment::{DeploymentSpec, PdPlacement, Replicas};
     use pd_common::workload::BenchMode;
 
     fn wl() -> Workload {
@@ -176,7 +179,7 @@ mod tests {
     fn commands_parse_with_the_real_clis() {
         let pd = Layout {
             spec: DeploymentSpec::pd(
-                DeployMode::PdSpread,
+                PdPlacement::Spread,
                 Replicas { num: 1, tp: 4 },
                 Replicas { num: 1, tp: 4 },
             ),
@@ -209,7 +212,7 @@ mod tests {
         let cli = crate::cli::Cli::try_parse_from(&c.launch_sim).unwrap();
         let spec = cli.launch.spec().unwrap();
         assert_eq!(spec.label(), "p1xtp4-d1xtp4");
-        assert_eq!(spec.mode, DeployMode::PdSpread);
+        assert_eq!(spec.mode(), DeployMode::PdSpread);
 
         let col = Layout {
             spec: DeploymentSpec::collocated(4, 2),

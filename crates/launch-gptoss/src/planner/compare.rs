@@ -82,15 +82,14 @@ pub fn compare(
             out.unmatched.push(skip("another GPU kind"));
             continue;
         }
-        let Some(eval) = evals
-            .iter()
-            .find(|e| e.layout.groups() == cfg.label.groups && e.layout.spec.mode == cfg.spec.mode)
-        else {
+        let Some(eval) = evals.iter().find(|e| {
+            e.layout.groups() == cfg.label.groups && e.layout.spec.mode() == cfg.spec.mode()
+        }) else {
             out.unmatched
                 .push(skip("a layout the planner does not enumerate"));
             continue;
         };
-        if cfg.spec.mode == DeployMode::PdSpread
+        if cfg.spec.mode() == DeployMode::PdSpread
             && data::network_from_label(&cfg.label, gpu) != network
             || data::network_from_label(&cfg.label, gpu) == NetworkKind::Tcp
                 && network != NetworkKind::Tcp

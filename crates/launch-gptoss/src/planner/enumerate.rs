@@ -5,7 +5,7 @@
 //! variant (`tpep`) of every group with TP > 1. Layouts using fewer GPUs than the cluster
 //! are included: the ranking is per GPU.
 
-use pd_common::deployment::{DeployMode, DeploymentSpec, GpuKind, Replicas};
+use pd_common::deployment::{DeploymentSpec, GpuKind, Layout as Groups, PdPlacement, Replicas};
 use pd_common::label::Group;
 
 use crate::sim::engine::ExpertParallel;
@@ -22,24 +22,21 @@ impl Layout {
     pub fn name(&self) -> String {
         let tp =
             |r: Replicas, ep: bool| format!("{}x{}{}", r.num, if ep { "tpep" } else { "tp" }, r.tp);
-        match (
-            self.spec.mode,
-            self.spec.collocated,
-            self.spec.prefill,
-            self.spec.decode,
-        ) {
-            (DeployMode::Collocated, Some(c), _, _) => tp(c, self.ep.first),
-            (mode, _, Some(p), Some(d)) => format!(
+        match self.spec.layout {
+            Groups::Collocated(c) => tp(c, self.ep.first),
+            Groups::Pd {
+                placement,
+                prefill: p,
+                decode: d,
+            } => format!(
                 "{}_p{}-d{}",
-                if mode == DeployMode::PdSpread {
-                    "spread"
-                } else {
-                    "pack"
+                match placement {
+                    PdPlacement::Spread => "spread",
+                    PdPlacement::Pack => "pack",
                 },
                 tp(p, self.ep.first),
                 tp(d, self.ep.decode)
             ),
-            _ => "invalid".into(),
         }
     }
 
@@ -54,11 +51,11 @@ impl Layout {
             tp: r.tp,
             ep,
         };
-        match (self.spec.collocated, self.spec.prefill, self.spec.decode) {
-            (Some(c), _, _) => vec![g(c, self.ep.first)],
-            (None, Some(p), Some(d)) => vec![g(p, self.ep.first), g(d, self.ep.decode)],
-            _ => Vec::new(),
-        }
+        let eps = [self.ep.first, self.ep.decode];
+        (self.spec.layout.groups().into_iter())
+            .zip(eps)
+            .map(|(r, ep)| g(r, ep))
+            .collect()
     }
 }
 
@@ -118,14 +115,14 @@ pub fn enumerate(space: &Space) -> Vec<Layout> {
             }
         }
     }
-    let modes: Vec<DeployMode> = [
-        (space.pd_pack, DeployMode::PdPack),
-        (space.pd_spread && nodes >= 2, DeployMode::PdSpread),
+    let placements: Vec<PdPlacement> = [
+        (space.pd_pack, PdPlacement::Pack),
+        (space.pd_spread && nodes >= 2, PdPlacement::Spread),
     ]
     .into_iter()
     .filter_map(|(on, m)| on.then_some(m))
     .collect();
-    for mode in modes {
+    for placement in placements {
         for ptp in tps(node) {
             for dtp in tps(node).into_iter().filter(|d| *d >= ptp) {
                 for np in 1..=node / ptp {
@@ -134,7 +131,7 @@ pub fn enumerate(space: &Space) -> Vec<Layout> {
                             for dep in ep_options(dtp, space.expert_parallel) {
                                 push(
                                     DeploymentSpec::pd(
-                                        mode,
+                                        placement,
                                         Replicas { num: np, tp: ptp },
                                         Replicas { num: nd, tp: dtp },
                                     ),
@@ -183,7 +180,12 @@ mod tests {
                 for l in &all {
                     assert!(l.spec.validate(8).is_ok(), "{}", l.name());
                     assert!(l.gpus() <= gpus);
-                    if let (Some(p), Some(d)) = (l.spec.prefill, l.spec.decode) {
+                    if let Groups::Pd {
+                        prefill: p,
+                        decode: d,
+                        ..
+                    } = l.spec.layout
+                    {
                         assert!(p.tp <= d.tp, "{}", l.name());
                     }
                     if !ep {
@@ -222,6 +224,6 @@ mod tests {
         // one node: no spread
         assert!(enumerate(&space(8, false))
             .iter()
-            .all(|l| l.spec.mode != DeployMode::PdSpread));
+            .all(|l| l.spec.mode() != pd_common::DeployMode::PdSpread));
     }
 }

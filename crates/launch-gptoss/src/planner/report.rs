@@ -256,7 +256,7 @@ pub fn json(p: &Plan, top: usize, dirs: &[PathBuf]) -> JsonPlan {
             rank: rk.map(|k| k + 1),
             layout: e.layout.name(),
             label: e.layout.spec.label(),
-            mode: e.layout.spec.mode.to_string(),
+            mode: e.layout.spec.mode().to_string(),
             gpus: e.layout.gpus(),
             expert_parallel: (e.layout.ep.first, e.layout.ep.decode),
             best: r.map(|r| e.points[r.point].clone()),

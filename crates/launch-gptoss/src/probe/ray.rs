@@ -107,24 +107,13 @@ fn to_result(
             ..ProbeResult::failed(c.clone(), e.clone())
         };
     }
-    let finite = |v: Option<f64>| v.filter(|x| x.is_finite() && *x >= 0.0);
     let placed_ok = r.p_nodes == [planned.0.clone()] && r.d_nodes == [planned.1.clone()];
     let mut out = ProbeResult {
         config: c.clone(),
         p_node: r.p_nodes.first().cloned().or(Some(planned.0.clone())),
         d_node: r.d_nodes.first().cloned().or(Some(planned.1.clone())),
         link,
-        bandwidth_gbps: finite(r.bandwidth_gbps),
-        latency_us: finite(r.latency_us),
-        transfer_ms: r.transfer_ms.filter(|t| {
-            [t.p50, t.min, t.max]
-                .iter()
-                .all(|x| x.is_finite() && *x >= 0.0)
-        }),
-        first_transfer_ms: finite(r.first_transfer_ms),
-        slices_checked: r.slices_checked,
-        corrupt_slices: r.corrupt_slices,
-        zero_slices: r.zero_slices,
+        figures: r.figures.sanitized(),
         error: None,
     };
     if !placed_ok {
@@ -132,7 +121,7 @@ fn to_result(
             "the ranks ran on P {:?} / D {:?}, not on the planned P {} / D {}",
             r.p_nodes, r.d_nodes, planned.0, planned.1
         ));
-    } else if out.bandwidth_gbps.is_none() {
+    } else if out.figures.bandwidth_gbps.is_none() {
         out.error = Some("the job reported no usable bandwidth".into());
     }
     out
@@ -168,7 +157,7 @@ fn follow(
                 if let Line::Result(r) = line {
                     if shown.insert(r.id.clone()) {
                         let label = configs.get(&r.id).map_or(r.id.clone(), ProbeConfig::label);
-                        match (&r.error, r.bandwidth_gbps) {
+                        match (&r.error, r.figures.bandwidth_gbps) {
                             (Some(e), _) => tracing::warn!("{label}: {e}"),
                             (None, Some(bw)) => tracing::info!("{label}: {bw:.3} GB/s"),
                             (None, None) => tracing::warn!("{label}: no bandwidth"),
@@ -315,7 +304,10 @@ pub fn run(
     }
     if let Some((status, message)) = &job_end {
         if *status != JobStatus::Succeeded
-            && file.results.iter().all(|r| r.bandwidth_gbps.is_none())
+            && file
+                .results
+                .iter()
+                .all(|r| r.figures.bandwidth_gbps.is_none())
         {
             return Err(ProbeError::Job {
                 job: file.environment.job_id.clone().unwrap_or_default(),
@@ -334,7 +326,7 @@ pub fn run(
 mod tests {
     use super::*;
     use pd_common::deployment::NixlBackend;
-    use pd_common::probe::{Placement, ProbeMemory, TransferTimes};
+    use pd_common::probe::{Placement, ProbeFigures, ProbeMemory, TransferTimes};
 
     fn cfg() -> ProbeConfig {
         ProbeConfig {
@@ -357,17 +349,19 @@ mod tests {
             p_nodes: vec!["a".into()],
             d_nodes: vec!["b".into()],
             bytes_per_transfer: Some(16384),
-            bandwidth_gbps: Some(0.5),
-            latency_us: Some(40.0),
-            transfer_ms: Some(TransferTimes {
-                p50: 1.0,
-                min: 1.0,
-                max: 2.0,
-            }),
-            first_transfer_ms: Some(10.0),
-            slices_checked: Some(4),
-            corrupt_slices: Some(0),
-            zero_slices: Some(0),
+            figures: ProbeFigures {
+                bandwidth_gbps: Some(0.5),
+                latency_us: Some(40.0),
+                transfer_ms: Some(TransferTimes {
+                    p50: 1.0,
+                    min: 1.0,
+                    max: 2.0,
+                }),
+                first_transfer_ms: Some(10.0),
+                slices_checked: Some(4),
+                corrupt_slices: Some(0),
+                zero_slices: Some(0),
+            },
         }
     }
 
@@ -382,12 +376,12 @@ mod tests {
         let r = to_result(&cfg(), &planned, &moved, None);
         assert!(r.error.unwrap().contains("not on the planned"));
         let mut nan = line();
-        nan.bandwidth_gbps = Some(f64::NAN);
+        nan.figures.bandwidth_gbps = Some(f64::NAN);
         assert!(to_result(&cfg(), &planned, &nan, None).error.is_some());
         let mut failed = line();
         failed.error = Some("boom".into());
         let r = to_result(&cfg(), &planned, &failed, None);
         assert_eq!(r.error.as_deref(), Some("boom"));
-        assert_eq!(r.bandwidth_gbps, None);
+        assert_eq!(r.figures.bandwidth_gbps, None);
     }
 }

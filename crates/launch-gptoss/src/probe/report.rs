@@ -37,10 +37,10 @@ pub fn table(file: &ProbeFile) -> Vec<String> {
         rows.push([
             format!("{} {}", r.config.id, r.config.label()),
             nodes(r),
-            opt(r.bandwidth_gbps, 3, "GB/s"),
-            opt(r.latency_us, 1, "us"),
-            opt(r.transfer_ms.map(|t| t.p50), 2, "ms"),
-            opt(r.first_transfer_ms, 1, "ms"),
+            opt(r.figures.bandwidth_gbps, 3, "GB/s"),
+            opt(r.figures.latency_us, 1, "us"),
+            opt(r.figures.transfer_ms.map(|t| t.p50), 2, "ms"),
+            opt(r.figures.first_transfer_ms, 1, "ms"),
             if r.error.is_some() {
                 "FAILED".into()
             } else {

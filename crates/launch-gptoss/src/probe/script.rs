@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use pd_common::deployment::NixlBackend;
-use pd_common::probe::{ProbeConfig, TransferTimes};
+use pd_common::probe::{ProbeConfig, ProbeFigures};
 
 /// The benchmark program (its configuration placeholder replaced at submission).
 pub const PROGRAM: &str = include_str!("nixl_probe.py");
@@ -159,20 +159,8 @@ pub struct ResultLine {
     pub d_nodes: Vec<String>,
     #[serde(default)]
     pub bytes_per_transfer: Option<u64>,
-    #[serde(default)]
-    pub bandwidth_gbps: Option<f64>,
-    #[serde(default)]
-    pub latency_us: Option<f64>,
-    #[serde(default)]
-    pub transfer_ms: Option<TransferTimes>,
-    #[serde(default)]
-    pub first_transfer_ms: Option<f64>,
-    #[serde(default)]
-    pub slices_checked: Option<u64>,
-    #[serde(default)]
-    pub corrupt_slices: Option<u64>,
-    #[serde(default)]
-    pub zero_slices: Option<u64>,
+    #[serde(flatten)]
+    pub figures: ProbeFigures,
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,8 +268,8 @@ mod tests {
         }
         match &lines[1] {
             Ok(Line::Result(r)) => {
-                assert_eq!(r.bandwidth_gbps, Some(0.7));
-                assert_eq!(r.transfer_ms.unwrap().p50, 1.0);
+                assert_eq!(r.figures.bandwidth_gbps, Some(0.7));
+                assert_eq!(r.figures.transfer_ms.unwrap().p50, 1.0);
             }
             other => panic!("{other:?}"),
         }

@@ -8,7 +8,7 @@
 
 use pd_common::deployment::NixlBackend;
 use pd_common::probe::{
-    Placement, ProbeConfig, ProbeEnvironment, ProbeFile, ProbeResult, TransferTimes,
+    Placement, ProbeConfig, ProbeEnvironment, ProbeFigures, ProbeFile, ProbeResult, TransferTimes,
 };
 
 use super::error::ProbeError;
@@ -87,14 +87,17 @@ pub fn run(
         let lat = transfer_seconds(&link, hetero_per_block, slice);
         results.push(ProbeResult {
             link: Some(name),
-            bandwidth_gbps: Some(bytes / t / 1e9),
-            latency_us: Some(lat * 1e6),
-            transfer_ms: Some(TransferTimes {
-                p50: t * 1e3,
-                min: t * 1e3,
-                max: t * 1e3,
-            }),
-            first_transfer_ms: Some((t + consts.pd.t_hs) * 1e3),
+            figures: ProbeFigures {
+                bandwidth_gbps: Some(bytes / t / 1e9),
+                latency_us: Some(lat * 1e6),
+                transfer_ms: Some(TransferTimes {
+                    p50: t * 1e3,
+                    min: t * 1e3,
+                    max: t * 1e3,
+                }),
+                first_transfer_ms: Some((t + consts.pd.t_hs) * 1e3),
+                ..ProbeFigures::default()
+            },
             error: None,
             ..ProbeResult::failed(c.clone(), "")
         });
@@ -159,20 +162,21 @@ mod tests {
         let gib = f64::from(1u32 << 30);
         let l = consts.network.efa_srd;
         let t = l.tau + gib / l.bandwidth;
-        assert!((spread.transfer_ms.unwrap().p50 - t * 1e3).abs() < 1e-9);
-        assert!((spread.bandwidth_gbps.unwrap() - gib / t / 1e9).abs() < 1e-9);
+        assert!((spread.figures.transfer_ms.unwrap().p50 - t * 1e3).abs() < 1e-9);
+        assert!((spread.figures.bandwidth_gbps.unwrap() - gib / t / 1e9).abs() < 1e-9);
         assert!(
-            spread.bandwidth_gbps.unwrap() < l.bandwidth / 1e9,
+            spread.figures.bandwidth_gbps.unwrap() < l.bandwidth / 1e9,
             "tau costs bandwidth"
         );
-        assert!(pack.bandwidth_gbps.unwrap() > spread.bandwidth_gbps.unwrap());
+        assert!(pack.figures.bandwidth_gbps.unwrap() > spread.figures.bandwidth_gbps.unwrap());
         assert!(
-            (spread.first_transfer_ms.unwrap() - (t + consts.pd.t_hs) * 1e3).abs() < 1e-9,
+            (spread.figures.first_transfer_ms.unwrap() - (t + consts.pd.t_hs) * 1e3).abs() < 1e-9,
             "the first transfer pays the handshake"
         );
-        assert!(hetero.transfer_ms.unwrap().p50 > spread.transfer_ms.unwrap().p50);
+        assert!(hetero.figures.transfer_ms.unwrap().p50 > spread.figures.transfer_ms.unwrap().p50);
         assert!(
-            (spread.latency_us.unwrap() - (l.tau + f64::from(1u32 << 20) / l.bandwidth) * 1e6)
+            (spread.figures.latency_us.unwrap()
+                - (l.tau + f64::from(1u32 << 20) / l.bandwidth) * 1e6)
                 .abs()
                 < 1e-6
         );

@@ -213,7 +213,7 @@ pub fn render(
     }
     let mut all_env = Map::new();
     let gpu_bundles;
-    let (import_path, args, model_id) = if spec.mode.is_pd() {
+    let (import_path, args, model_id) = if spec.mode().is_pd() {
         if opts.decode_bench {
             return Err(RayError::Config(
                 "--decode-bench deploys vLLM's DecodeBenchConnector, which skips prefill; it is meant \
@@ -299,7 +299,7 @@ mod tests {
     use super::*;
     use crate::ray::nodes::Node;
     use crate::ray::plan::plan;
-    use pd_common::deployment::DeployMode;
+    use pd_common::deployment::PdPlacement;
 
     fn opts() -> RenderOptions {
         RenderOptions {
@@ -329,23 +329,33 @@ mod tests {
         ]
     }
 
+    fn pd(placement: PdPlacement, p_tp: u32, d_tp: u32) -> DeploymentSpec {
+        let r = |tp| Replicas { num: 1, tp };
+        DeploymentSpec::pd(placement, r(p_tp), r(d_tp))
+    }
+
+    /// `spec` planned on [`nodes`] and rendered for Ray `version` with `o` and `ov`.
+    fn rendered(
+        spec: &DeploymentSpec,
+        o: &RenderOptions,
+        version: &str,
+        ov: Option<&Overrides>,
+    ) -> Result<Rendered, RayError> {
+        let pl = plan(spec, &nodes()).unwrap();
+        render(
+            spec,
+            &pl,
+            o,
+            &RayVersion::parse(version),
+            &CallerEnv::default(),
+            ov,
+        )
+    }
+
     #[test]
     fn pd_layout_depends_on_ray_version() {
-        let spec = DeploymentSpec::pd(
-            DeployMode::PdPack,
-            Replicas { num: 1, tp: 1 },
-            Replicas { num: 1, tp: 2 },
-        );
-        let pl = plan(&spec, &nodes()).unwrap();
-        let new = render(
-            &spec,
-            &pl,
-            &opts(),
-            &RayVersion::parse("2.60.0"),
-            &CallerEnv::default(),
-            None,
-        )
-        .unwrap();
+        let spec = pd(PdPlacement::Pack, 1, 2);
+        let new = rendered(&spec, &opts(), "2.60.0", None).unwrap();
         let keys: Vec<&String> = new.app["args"].as_object().unwrap().keys().collect();
         assert_eq!(
             keys,
@@ -355,15 +365,7 @@ mod tests {
                 "ingress_deployment_config"
             ]
         );
-        let old = render(
-            &spec,
-            &pl,
-            &opts(),
-            &RayVersion::parse("2.51.0"),
-            &CallerEnv::default(),
-            None,
-        )
-        .unwrap();
+        let old = rendered(&spec, &opts(), "2.51.0", None).unwrap();
         assert!(old.app["args"].get("proxy_deployment_config").is_some());
         assert_eq!(new.app["import_path"], PD_IMPORT);
         assert_eq!(new.model_id, "gptoss");
@@ -377,12 +379,7 @@ mod tests {
 
     #[test]
     fn overridden_bundles_keep_the_plan_pin() {
-        let spec = DeploymentSpec::pd(
-            DeployMode::PdSpread,
-            Replicas { num: 1, tp: 1 },
-            Replicas { num: 1, tp: 1 },
-        );
-        let pl = plan(&spec, &nodes()).unwrap();
+        let spec = pd(PdPlacement::Spread, 1, 1);
         let ov = Overrides::parse(
             std::path::Path::new("o.json"),
             r#"{"placement_group_config": {"bundles": [{"CPU": 1}]},
@@ -390,15 +387,7 @@ mod tests {
             true,
         )
         .unwrap();
-        let r = render(
-            &spec,
-            &pl,
-            &opts(),
-            &RayVersion::parse("2.60.0"),
-            &CallerEnv::default(),
-            Some(&ov),
-        )
-        .unwrap();
+        let r = rendered(&spec, &opts(), "2.60.0", Some(&ov)).unwrap();
         let args = &r.app["args"];
         assert_eq!(
             args["prefill_config"]["placement_group_config"]["bundles"],
@@ -414,23 +403,10 @@ mod tests {
 
     #[test]
     fn decode_bench_only_collocated_and_overrides_checked() {
-        let spec = DeploymentSpec::pd(
-            DeployMode::PdPack,
-            Replicas { num: 1, tp: 1 },
-            Replicas { num: 1, tp: 1 },
-        );
-        let pl = plan(&spec, &nodes()).unwrap();
+        let spec = pd(PdPlacement::Pack, 1, 1);
         let mut o = opts();
         o.decode_bench = true;
-        let e = render(
-            &spec,
-            &pl,
-            &o,
-            &RayVersion::parse("2.60.0"),
-            &CallerEnv::default(),
-            None,
-        )
-        .unwrap_err();
+        let e = rendered(&spec, &o, "2.60.0", None).unwrap_err();
         assert!(e.to_string().contains("DecodeBenchConnector"));
         let ov = Overrides::parse(
             std::path::Path::new("o.json"),
@@ -438,26 +414,10 @@ mod tests {
             true,
         )
         .unwrap();
-        let e = render(
-            &spec,
-            &pl,
-            &opts(),
-            &RayVersion::parse("2.60.0"),
-            &CallerEnv::default(),
-            Some(&ov),
-        )
-        .unwrap_err();
+        let e = rendered(&spec, &opts(), "2.60.0", Some(&ov)).unwrap_err();
         assert!(e.to_string().contains("different model ids"));
         let mut o = opts();
         o.ingress_replicas = 0;
-        assert!(render(
-            &spec,
-            &pl,
-            &o,
-            &RayVersion::parse("2.60.0"),
-            &CallerEnv::default(),
-            None
-        )
-        .is_err());
+        assert!(rendered(&spec, &o, "2.60.0", None).is_err());
     }
 }

@@ -64,7 +64,7 @@ pub fn engine_env(
     let mut set = |k: &str, v: &str| {
         env.insert(k.to_string(), Value::String(v.to_string()));
     };
-    if !spec.mode.is_pd() {
+    if !spec.mode().is_pd() {
         if engine_debug {
             set("VLLM_LOGGING_LEVEL", "DEBUG");
         }
@@ -176,13 +176,13 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pd_common::deployment::{DeployMode, Replicas};
+    use pd_common::deployment::{PdPlacement, Replicas};
     use serde_json::json;
 
     #[test]
     fn env_by_backend_and_engine_debug_as_the_seed() {
         let mut pd = DeploymentSpec::pd(
-            DeployMode::PdPack,
+            PdPlacement::Pack,
             Replicas { num: 1, tp: 1 },
             Replicas { num: 1, tp: 1 },
         );

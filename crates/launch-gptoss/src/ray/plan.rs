@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use pd_common::deployment::{DeployMode, DeploymentSpec, Replicas};
+use pd_common::deployment::{DeployMode, DeploymentSpec, Layout, PdPlacement, Replicas};
 
 use super::error::RayError;
 use super::nodes::{describe, Node};
@@ -109,15 +109,12 @@ pub fn plan(spec: &DeploymentSpec, nodes: &[Node]) -> Result<Plan, RayError> {
         )));
     }
     let have = describe(&gpu_nodes);
-    match spec.mode {
-        DeployMode::Collocated => {
-            let c = spec
-                .collocated
-                .ok_or_else(|| RayError::Config("collocated mode without replicas".into()))?;
+    match spec.layout {
+        Layout::Collocated(c) => {
             let need = c.gpus();
             if let Some(n) = fitting(&gpu_nodes, need).first() {
                 return Ok(Plan {
-                    mode: spec.mode,
+                    mode: spec.mode(),
                     groups: vec![Group {
                         role: Role::Collocated,
                         replicas: c,
@@ -147,7 +144,7 @@ pub fn plan(spec: &DeploymentSpec, nodes: &[Node]) -> Result<Plan, RayError> {
                 .filter(|n| n.gpus >= c.tp)
                 .collect();
             Ok(Plan {
-                mode: spec.mode,
+                mode: spec.mode(),
                 groups: vec![Group {
                     role: Role::Collocated,
                     replicas: c,
@@ -164,15 +161,11 @@ pub fn plan(spec: &DeploymentSpec, nodes: &[Node]) -> Result<Plan, RayError> {
                 )],
             })
         }
-        DeployMode::PdPack | DeployMode::PdSpread => {
-            let (p, d) = match (spec.prefill, spec.decode) {
-                (Some(p), Some(d)) => (p, d),
-                _ => {
-                    return Err(RayError::Config(
-                        "PD mode without prefill and decode replicas".into(),
-                    ))
-                }
-            };
+        Layout::Pd {
+            placement,
+            prefill: p,
+            decode: d,
+        } => {
             if p.tp > d.tp {
                 return Err(RayError::Preflight(format!(
                     "prefill TP {} is higher than decode TP {}: vLLM's NixlConnector cannot transfer \
@@ -180,7 +173,7 @@ pub fn plan(spec: &DeploymentSpec, nodes: &[Node]) -> Result<Plan, RayError> {
                     p.tp, d.tp
                 )));
             }
-            if spec.mode == DeployMode::PdPack {
+            if placement == PdPlacement::Pack {
                 let need = p.gpus() + d.gpus();
                 let n = fitting(&gpu_nodes, need)
                     .into_iter()
@@ -193,7 +186,7 @@ pub fn plan(spec: &DeploymentSpec, nodes: &[Node]) -> Result<Plan, RayError> {
                         ))
                     })?;
                 return Ok(Plan {
-                    mode: spec.mode,
+                    mode: spec.mode(),
                     groups: vec![
                         Group {
                             role: Role::Prefill,
@@ -247,7 +240,7 @@ pub fn plan(spec: &DeploymentSpec, nodes: &[Node]) -> Result<Plan, RayError> {
                 ))
             })?;
             Ok(Plan {
-                mode: spec.mode,
+                mode: spec.mode(),
                 groups: vec![
                     Group {
                         role: Role::Prefill,
@@ -316,7 +309,7 @@ mod tests {
 
     #[test]
     fn pack_needs_one_node_with_all_gpus() {
-        let spec = DeploymentSpec::pd(DeployMode::PdPack, rep(2, 1), rep(4, 2));
+        let spec = DeploymentSpec::pd(PdPlacement::Pack, rep(2, 1), rep(4, 2));
         let p = plan(&spec, &[node("a", 8), node("b", 16)]).unwrap();
         assert_eq!(p.nodes, vec!["b".to_string()]);
         let e = plan(&spec, &[node("a", 8), node("b", 8)])
@@ -328,7 +321,7 @@ mod tests {
 
     #[test]
     fn spread_needs_two_nodes() {
-        let spec = DeploymentSpec::pd(DeployMode::PdSpread, rep(1, 4), rep(1, 4));
+        let spec = DeploymentSpec::pd(PdPlacement::Spread, rep(1, 4), rep(1, 4));
         let p = plan(&spec, &[node("a", 8), node("b", 4), node("c", 4)]).unwrap();
         assert_eq!(p.nodes, vec!["b".to_string(), "c".to_string()]);
         assert!(p.notes[0].contains("picked node b"));
@@ -337,7 +330,7 @@ mod tests {
         let mut dead = node("b", 8);
         dead.alive = false;
         assert!(plan(&spec, &[node("a", 8), dead]).is_err());
-        let big = DeploymentSpec::pd(DeployMode::PdSpread, rep(2, 4), rep(1, 4));
+        let big = DeploymentSpec::pd(PdPlacement::Spread, rep(2, 4), rep(1, 4));
         let e = plan(&big, &[node("a", 8), node("b", 4)]).unwrap();
         assert_eq!(e.group(Role::Prefill).unwrap().node.as_deref(), Some("a"));
         let e = plan(&big, &[node("a", 4), node("b", 4)])
@@ -348,7 +341,7 @@ mod tests {
 
     #[test]
     fn pd_tp_rule_and_no_gpus() {
-        let spec = DeploymentSpec::pd(DeployMode::PdPack, rep(1, 4), rep(1, 2));
+        let spec = DeploymentSpec::pd(PdPlacement::Pack, rep(1, 4), rep(1, 2));
         assert!(plan(&spec, &[node("a", 8)])
             .unwrap_err()
             .to_string()

@@ -180,7 +180,7 @@ fn checked_plan(req: &LaunchRequest, opts: &SimOptions) -> Result<SimPlan, Backe
         tracing::warn!("{w}");
     }
     match plan.fault {
-        Some(f) if plan.spec.mode.is_pd() => tracing::warn!(
+        Some(f) if plan.spec.mode().is_pd() => tracing::warn!(
             "--sim-fault {}: this deployment's outputs are deliberately wrong after the first \
              token (zeroed KV blocks), its timing is normal",
             f.as_str()

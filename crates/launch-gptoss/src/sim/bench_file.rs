@@ -32,7 +32,7 @@ pub fn bench_result(
     tool: &str,
 ) -> BenchResult {
     let ok: Vec<_> = run.outcomes.iter().filter(|o| o.is_success()).collect();
-    let mut r = BenchResult {
+    BenchResult {
         date: chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string(),
         endpoint_type: "vllm".to_string(),
         backend: "vllm".to_string(),
@@ -43,38 +43,22 @@ pub fn bench_result(
         request_rate: RequestRate::from_f64(coord.rate),
         burstiness: 1.0,
         max_concurrency: coord.max_concurrency.map(u64::from),
-        duration: m.duration,
-        completed: m.completed,
-        failed: Some(m.failed),
-        total_input_tokens: m.total_input_tokens,
-        total_output_tokens: m.total_output_tokens,
-        request_throughput: m.request_throughput,
-        request_goodput: m.request_goodput,
-        output_throughput: m.output_throughput,
-        total_token_throughput: m.total_token_throughput,
         input_lens: Some(ok.iter().map(|o| o.prompt_len).collect()),
         output_lens: Some(ok.iter().map(|o| o.output_len()).collect()),
         ttfts: Some(ok.iter().map(|o| o.ttft).collect()),
         itls: Some(ok.iter().map(|o| o.chunks.gaps().collect()).collect()),
-        latencies: None,
-        start_times: None,
-        queue_times: None,
-        generated_texts: None,
         errors: Some(
             run.outcomes
                 .iter()
                 .map(|o| o.error_text().to_string())
                 .collect(),
         ),
-        max_output_tokens_per_s: Some(m.max_output_tokens_per_s),
-        max_concurrent_requests: Some(m.max_concurrent_requests),
-        interrupted: false,
         pd_lab: Some(PdLabExtra {
             tool: tool.to_string(),
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             serving_backend: Some(ServingBackend::Sim),
             deployment_label: Some(spec.label()),
-            deploy_mode: Some(spec.mode),
+            deploy_mode: Some(spec.mode()),
             total_gpus: Some(spec.total_gpus()),
             gpus_per_node: Some(gpus_per_node),
             workload: Some(workload),
@@ -82,10 +66,6 @@ pub fn bench_result(
             sweep_value: Some(coord.value),
             other: Default::default(),
         }),
-        rest: Default::default(),
-    };
-    for (k, v) in m.stat_keys() {
-        r.set_stat(k, v);
+        ..BenchResult::from_metrics(m)
     }
-    r
 }

@@ -207,7 +207,8 @@ impl SimPlan {
             command: req.command.clone(),
             tool_version: pd_common::VERSION.to_string(),
             created_at: pd_common::deployment::now_rfc3339(),
-            network: (spec.mode == DeployMode::PdSpread).then(|| network_name(network).to_string()),
+            network: (spec.mode() == DeployMode::PdSpread)
+                .then(|| network_name(network).to_string()),
             software: [("simulator".to_string(), pd_common::VERSION.to_string())]
                 .into_iter()
                 .collect(),
@@ -276,7 +277,7 @@ impl SimPlan {
             gpu: self.spec.gpu.to_string(),
             instance: (!self.instance.is_empty()).then(|| self.instance.clone()),
             corrupt_kv: self.fault == Some(super::fault::SimFault::CorruptKv)
-                && self.spec.mode.is_pd(),
+                && self.spec.mode().is_pd(),
         }
     }
 

@@ -105,18 +105,7 @@ impl RunOutcome {
 
     /// The options vllm bench uses by default for this point.
     pub fn metric_options(&self) -> MetricOptions {
-        MetricOptions {
-            metrics: vec![
-                MetricName::Ttft,
-                MetricName::Tpot,
-                MetricName::Itl,
-                MetricName::E2el,
-            ],
-            percentiles: vec![99.0],
-            goodput: None,
-            has_max_concurrency: self.capped,
-            finite_rate: self.finite_rate,
-        }
+        MetricOptions::vllm_defaults(self.capped, self.finite_rate)
     }
 }
 

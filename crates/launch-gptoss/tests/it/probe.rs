@@ -401,7 +401,7 @@ fn the_simulator_reports_its_link_constants() {
     let f = ProbeFile::read(&out).unwrap();
     assert_eq!(f.backend, "sim");
     let (pack, spread) = (&f.results[0], &f.results[1]);
-    assert!(pack.bandwidth_gbps.unwrap() > spread.bandwidth_gbps.unwrap());
+    assert!(pack.figures.bandwidth_gbps.unwrap() > spread.figures.bandwidth_gbps.unwrap());
     assert_eq!(f.environment.sim_network.as_deref(), Some("ib"));
 }
 

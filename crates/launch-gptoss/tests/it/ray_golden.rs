@@ -1,8 +1,9 @@
 //! Golden tests: the Serve config rendered for the methodology's example commands
 //! (and the original tool's help), with `--dry-run --nodes` fake nodes.
-//! Regenerate with `UPDATE_GOLDEN=1 cargo test -p launch-gptoss --test it ray_golden`.
+//! Regenerate with `UPDATE_GOLDEN=1 cargo test -p launch-gptoss --test it ray_golden`
+//! (`pd_testkit::golden`, the one golden-file helper of the workspace).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use launch_gptoss::ray::backend::dry_run as ray_dry_run;
 use launch_gptoss::ray::config::{put_body, render, RenderOptions};
@@ -15,27 +16,11 @@ use serde_json::json;
 use crate::ray_common::request;
 
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+    pd_testkit::golden::dir(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn check_golden(name: &str, actual: &str) {
-    let path = golden_dir().join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
-            path.display()
-        )
-    });
-    assert_eq!(
-        actual,
-        expected,
-        "golden file {} differs (UPDATE_GOLDEN=1 regenerates)",
-        path.display()
-    );
+    pd_testkit::golden::check(&golden_dir(), name, actual);
 }
 
 /// `launch-gptoss <args> --dry-run` through the library; (stdout, report).

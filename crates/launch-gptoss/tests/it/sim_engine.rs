@@ -6,7 +6,7 @@ use launch_gptoss::sim::engine::{
     SimRequest,
 };
 use launch_gptoss::sim::vclient::{Load, Medians, Prompts, RunSpec, VirtualClient};
-use pd_common::deployment::{DeployMode, DeploymentSpec, GpuKind, Replicas};
+use pd_common::deployment::{DeploymentSpec, GpuKind, PdPlacement, Replicas};
 
 fn consts(gpu: GpuKind) -> SimConstants {
     SimConstants::builtin(gpu).unwrap()
@@ -30,9 +30,9 @@ fn colloc(num: u32, tp: u32, gpu: GpuKind) -> DeploymentSpec {
     s
 }
 
-fn pd(mode: DeployMode, p: (u32, u32), d: (u32, u32)) -> DeploymentSpec {
+fn pd(placement: PdPlacement, p: (u32, u32), d: (u32, u32)) -> DeploymentSpec {
     DeploymentSpec::pd(
-        mode,
+        placement,
         Replicas { num: p.0, tp: p.1 },
         Replicas { num: d.0, tp: d.1 },
     )
@@ -127,7 +127,7 @@ fn collocated_single_request_timing() {
 fn pd_transfer_timing_cold_then_warm_pair() {
     let c = consts(GpuKind::H100);
     let mut e = Engine::new(cluster(
-        pd(DeployMode::PdPack, (1, 4), (1, 4)),
+        pd(PdPlacement::Pack, (1, 4), (1, 4)),
         NetworkKind::EfaSrd,
         0,
     ))
@@ -170,7 +170,7 @@ fn pd_spread_efa_and_hetero_tp_penalty() {
     // P TP2 → D TP4 over EFA-SRD: + the heterogeneous-TP penalty per block and D rank,
     // bytes at 11 GB/s
     let mut e = Engine::new(cluster(
-        pd(DeployMode::PdSpread, (1, 2), (1, 4)),
+        pd(PdPlacement::Spread, (1, 2), (1, 4)),
         NetworkKind::EfaSrd,
         0,
     ))
@@ -198,11 +198,7 @@ fn pd_spread_efa_and_hetero_tp_penalty() {
 fn pd_transfers_share_the_link() {
     // TCP: two simultaneous transfers each at min(22 MB/s, 170/2 MB/s) = 22 MB/s
     let c = consts(GpuKind::H100);
-    let mut cfg = cluster(
-        pd(DeployMode::PdSpread, (1, 4), (1, 4)),
-        NetworkKind::Tcp,
-        0,
-    );
+    let mut cfg = cluster(pd(PdPlacement::Spread, (1, 4), (1, 4)), NetworkKind::Tcp, 0);
     cfg.constants.pd.t_hs = 0.0;
     let mut e = Engine::new(cfg).unwrap();
     e.submit(0.0, req(1, 1000, 2));
@@ -219,7 +215,7 @@ fn pd_transfers_share_the_link() {
 fn ucx_tls_tcp_also_applies_to_pack() {
     // pd-pack normally moves KV over NVLink; with NetworkKind::Tcp (UCX_TLS=tcp) over TCP
     let ttft = |net| {
-        let mut cfg = cluster(pd(DeployMode::PdPack, (1, 4), (1, 4)), net, 0);
+        let mut cfg = cluster(pd(PdPlacement::Pack, (1, 4), (1, 4)), net, 0);
         cfg.constants.pd.t_hs = 0.0;
         let mut e = Engine::new(cfg).unwrap();
         e.submit(0.0, req(1, 2000, 2));
@@ -240,7 +236,7 @@ fn ucx_tls_tcp_also_applies_to_pack() {
 fn tcp_transfers_slow_decode_steps() {
     // c_xfer is added to D steps per in-flight transfer: TPOT under TCP > under IB
     let run = |net| {
-        let mut e = Engine::new(cluster(pd(DeployMode::PdSpread, (1, 4), (1, 4)), net, 0)).unwrap();
+        let mut e = Engine::new(cluster(pd(PdPlacement::Spread, (1, 4), (1, 4)), net, 0)).unwrap();
         let mut vc = VirtualClient::new(&mut e, 1);
         let spec = run_spec(Load::closed_loop(8), 16, 2000, 50);
         vc.run(&spec).unwrap().medians()
@@ -266,14 +262,14 @@ fn tp1_on_h100_runs_with_a_small_pool_and_impossible_configs_are_refused() {
     assert!((5e4..2e5).contains(&(tokens as f64)), "{tokens} tokens");
     // in PD (hybrid manager off) a TP1 H100 prefill replica runs too
     assert!(Engine::new(cluster(
-        pd(DeployMode::PdPack, (1, 1), (1, 2)),
+        pd(PdPlacement::Pack, (1, 1), (1, 2)),
         NetworkKind::EfaSrd,
         0
     ))
     .is_ok());
     // a max_model_len the TP1 pool cannot hold is refused with vLLM's reason
     let mut cfg = cluster(
-        pd(DeployMode::PdPack, (1, 1), (1, 2)),
+        pd(PdPlacement::Pack, (1, 1), (1, 2)),
         NetworkKind::EfaSrd,
         0,
     );
@@ -300,7 +296,7 @@ fn expert_parallel_decode_is_slower_at_small_batches() {
     let tpot = |ep: bool| {
         let mut e = Engine::with_expert_parallel(
             cluster(
-                pd(DeployMode::PdPack, (1, 4), (1, 4)),
+                pd(PdPlacement::Pack, (1, 4), (1, 4)),
                 NetworkKind::EfaSrd,
                 0,
             ),
@@ -345,7 +341,7 @@ fn too_long_requests_fail_cleanly() {
 fn cancel_frees_everything_and_silences_the_request() {
     for spec in [
         colloc(2, 2, GpuKind::H100),
-        pd(DeployMode::PdPack, (1, 2), (1, 2)),
+        pd(PdPlacement::Pack, (1, 2), (1, 2)),
     ] {
         let mut e = Engine::new(cluster(spec, NetworkKind::EfaSrd, 3)).unwrap();
         for id in 0..6 {
@@ -517,11 +513,11 @@ fn extrapolation_load_and_lengths_are_monotonic() {
     // TP1 on H100 (small KV pool) still serves 16 streams of 5000-token prompts
     let m = point(colloc(1, 1, GpuKind::H100), 16, 5000, 32);
     assert_eq!(m.completed, 48);
-    let d1 = point(pd(DeployMode::PdPack, (1, 2), (1, 2)), 32, 3000, 64).tpot_ms;
-    let d3 = point(pd(DeployMode::PdPack, (1, 2), (3, 2)), 32, 3000, 64).tpot_ms;
+    let d1 = point(pd(PdPlacement::Pack, (1, 2), (1, 2)), 32, 3000, 64).tpot_ms;
+    let d3 = point(pd(PdPlacement::Pack, (1, 2), (3, 2)), 32, 3000, 64).tpot_ms;
     assert!(d3 < d1, "{d3} vs {d1}");
     // TP8 PD (P TP8 → D TP8) is feasible and fast
-    let m = point(pd(DeployMode::PdSpread, (1, 8), (1, 8)), 8, 5000, 64);
+    let m = point(pd(PdPlacement::Spread, (1, 8), (1, 8)), 8, 5000, 64);
     assert!(m.tpot_ms < 8.0, "{}", m.tpot_ms);
 }
 
@@ -642,7 +638,7 @@ fn decode_bench_skips_prefill_and_is_collocated_only() {
     assert_eq!(e.stats().kv_cache_usage, 0.0);
     let err = Engine::with_extras(
         cluster(
-            pd(DeployMode::PdPack, (1, 2), (1, 2)),
+            pd(PdPlacement::Pack, (1, 2), (1, 2)),
             NetworkKind::EfaSrd,
             0,
         ),

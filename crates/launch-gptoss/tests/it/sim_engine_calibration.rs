@@ -58,7 +58,7 @@ fn names_map_to_deployments() {
     };
     let c = get("H200_itl5000_otl250_mixed_spread_p1xtp4-d1xtp4");
     assert_eq!(
-        (c.gpu, c.spec.mode, c.network),
+        (c.gpu, c.spec.mode(), c.network),
         (GpuKind::H200, DeployMode::PdSpread, NetworkKind::Ib)
     );
     let c = get("spread_srd_1xtp4-1xtp4");
@@ -68,7 +68,7 @@ fn names_map_to_deployments() {
     assert_eq!(c.label.ep_flags(), (false, true));
     let c = get("1xtp4-3xtp4-ucx120");
     assert_eq!(
-        (c.spec.mode, c.label.total_gpus),
+        (c.spec.mode(), c.label.total_gpus),
         (DeployMode::PdSpread, 16)
     );
     // long inputs raise max_model_len like a user would

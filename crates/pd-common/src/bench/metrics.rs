@@ -92,6 +92,25 @@ pub struct MetricOptions {
     pub finite_rate: bool,
 }
 
+impl MetricOptions {
+    /// What `vllm bench serve` computes without metric flags: TTFT, TPOT, ITL and E2EL
+    /// blocks with the 99th percentile, no goodput.
+    pub fn vllm_defaults(has_max_concurrency: bool, finite_rate: bool) -> Self {
+        MetricOptions {
+            metrics: vec![
+                MetricName::Ttft,
+                MetricName::Tpot,
+                MetricName::Itl,
+                MetricName::E2el,
+            ],
+            percentiles: vec![99.0],
+            goodput: None,
+            has_max_concurrency,
+            finite_rate,
+        }
+    }
+}
+
 /// Statistics of one metric, milliseconds.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MetricStats {
@@ -325,18 +344,7 @@ mod tests {
     }
 
     fn opts() -> MetricOptions {
-        MetricOptions {
-            metrics: vec![
-                MetricName::Ttft,
-                MetricName::Tpot,
-                MetricName::Itl,
-                MetricName::E2el,
-            ],
-            percentiles: vec![99.0],
-            goodput: None,
-            has_max_concurrency: true,
-            finite_rate: false,
-        }
+        MetricOptions::vllm_defaults(true, false)
     }
 
     #[test]

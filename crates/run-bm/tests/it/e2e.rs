@@ -440,7 +440,7 @@ async fn deployment_record_supplies_endpoint_model_and_labels() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let spec = DeploymentSpec::pd(
-        pd_common::DeployMode::PdPack,
+        pd_common::PdPlacement::Pack,
         Replicas { num: 1, tp: 2 },
         Replicas { num: 2, tp: 2 },
     );

@@ -228,7 +228,7 @@ async fn stale_or_foreign_deployment_records_are_refused() {
     let s = plain.stats.clone();
     let rec = record(
         &plain.url(),
-        DeploymentSpec::pd(pd_common::DeployMode::PdPack, reps(1, 2), reps(2, 2)),
+        DeploymentSpec::pd(pd_common::PdPlacement::Pack, reps(1, 2), reps(2, 2)),
         ServingBackend::Ray,
         StopHandle::Ray {
             address: ray.url(),
@@ -280,7 +280,7 @@ async fn a_live_ray_record_labels_the_results() {
     let rec = dir.path().join("dep.toml");
     record(
         &plain.url(),
-        DeploymentSpec::pd(pd_common::DeployMode::PdPack, reps(1, 2), reps(2, 2)),
+        DeploymentSpec::pd(pd_common::PdPlacement::Pack, reps(1, 2), reps(2, 2)),
         ServingBackend::Ray,
         StopHandle::Ray {
             address: ray.url(),

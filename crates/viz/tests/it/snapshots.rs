@@ -1,4 +1,10 @@
-//! Snapshot tests (insta) of the text tables and the SLA table.
+//! Golden-file tests of the text tables and the SLA table (`pd_testkit::golden`;
+//! `UPDATE_GOLDEN=1 cargo test -p viz --test it snapshots` regenerates them).
+
+fn check(name: &str, actual: &str) {
+    let dir = pd_testkit::golden::dir(env!("CARGO_MANIFEST_DIR"));
+    pd_testkit::golden::check(&dir, &format!("{name}.txt"), actual);
+}
 
 use viz::load::load_experiments;
 use viz::sla::{summarize, Slo};
@@ -17,7 +23,7 @@ fn tables_of_three_real_dirs() {
     .collect();
     let loaded = load_experiments(&dirs);
     let tables = build_tables(&loaded.experiments, 8);
-    insta::assert_snapshot!("tables_three_real_dirs", render_all(&tables, 8, 120));
+    check("tables_three_real_dirs", &render_all(&tables, 8, 120));
 }
 
 #[test]
@@ -26,7 +32,7 @@ fn wide_tables_wrap_into_blocks() {
     let tables = build_tables(&loaded.experiments, 8);
     let text = tables[0].render_text(100);
     assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
-    insta::assert_snapshot!("tpot_table_14_dirs_width_100", text);
+    check("tpot_table_14_dirs_width_100", &text);
 }
 
 #[test]
@@ -40,5 +46,5 @@ fn sla_table_of_real_dirs() {
             ttft_ms: Some(1000.0),
         },
     );
-    insta::assert_snapshot!("sla_real_dirs_tpot10_ttft1000", sum.render_text());
+    check("sla_real_dirs_tpot10_ttft1000", &sum.render_text());
 }

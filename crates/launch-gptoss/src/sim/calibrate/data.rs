@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use pd_common::deployment::{DeployMode, DeploymentSpec, GpuKind};
+use pd_common::deployment::{DeployMode, DeploymentSpec, GpuKind, Layout};
 use pd_common::label::{parse_label, ParsedLabel};
 use pd_common::naming::{parse_point_name, parse_result_dir_name, MANIFEST_FILE};
 use pd_common::result::BenchResult;
@@ -299,10 +299,11 @@ pub fn load(roots: &[PathBuf]) -> std::io::Result<RealSet> {
                 }
             }
             let gpu = label.gpu.unwrap_or(GpuKind::H100);
-            let mut spec = match (label.mode, label.collocated, label.prefill, label.decode) {
-                (DeployMode::Collocated, Some(c), _, _) => DeploymentSpec::collocated(c.num, c.tp),
-                (mode, _, Some(p), Some(d)) => DeploymentSpec::pd(mode, p, d),
-                _ => {
+            let layout =
+                Layout::from_parts(label.mode, label.collocated, label.prefill, label.decode);
+            let mut spec = match layout {
+                Ok(layout) => DeploymentSpec::new(layout),
+                Err(_) => {
                     set.skipped.push((name, "incomplete layout".into()));
                     continue;
                 }
@@ -330,7 +331,7 @@ pub fn load(roots: &[PathBuf]) -> std::io::Result<RealSet> {
 
 /// Categories a point belongs to, for the per-category errors.
 pub fn categories(cfg: &RealConfig, p: &RealPoint) -> Vec<&'static str> {
-    let mut out = vec![match cfg.spec.mode {
+    let mut out = vec![match cfg.spec.mode() {
         DeployMode::Collocated => "collocated",
         DeployMode::PdPack => "PD pack",
         DeployMode::PdSpread => "PD spread",

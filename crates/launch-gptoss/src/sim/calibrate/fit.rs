@@ -71,41 +71,31 @@ macro_rules! both {
     };
 }
 
+/// A constant of one GPU kind's file (`$gpu` is the `ConstSet` field and the file's name).
+macro_rules! per_gpu {
+    ($name:expr, $gpu:ident, $section:expr, $key:expr, $start:expr, $lo:expr, $hi:expr, $($field:ident).+) => {
+        Param {
+            name: $name,
+            section: $section,
+            key: $key,
+            gpu: Some(stringify!($gpu)),
+            start: $start,
+            lo: $lo,
+            hi: $hi,
+            get: |c| c.$gpu.$($field).+,
+            set: |c, v| c.$gpu.$($field).+ = v,
+        }
+    };
+}
+
 /// The free constants, in fit order, with their starting values: typical figures for
 /// vLLM on Hopper and for the Ray Serve request path, not fitted to anything.
+#[rustfmt::skip] // one row per constant: a table reads best on one line a row
 pub const PARAMS: [Param; 11] = [
     both!("step.c0", "step", "c0", 4e-3, 1e-3, 12e-3, step.c0),
-    both!(
-        "step.c_seq",
-        "step",
-        "c_seq",
-        20e-6,
-        1e-6,
-        200e-6,
-        step.c_seq
-    ),
-    Param {
-        name: "step.eta_bw (h100)",
-        section: "step",
-        key: "eta_bw",
-        gpu: Some("h100"),
-        start: 0.7,
-        lo: 0.2,
-        hi: 1.0,
-        get: |c| c.h100.step.eta_bw,
-        set: |c, v| c.h100.step.eta_bw = v,
-    },
-    Param {
-        name: "step.eta_bw (h200)",
-        section: "step",
-        key: "eta_bw",
-        gpu: Some("h200"),
-        start: 0.7,
-        lo: 0.2,
-        hi: 1.0,
-        get: |c| c.h200.step.eta_bw,
-        set: |c, v| c.h200.step.eta_bw = v,
-    },
+    both!("step.c_seq", "step", "c_seq", 20e-6, 1e-6, 200e-6, step.c_seq),
+    per_gpu!("step.eta_bw (h100)", h100, "step", "eta_bw", 0.7, 0.2, 1.0, step.eta_bw),
+    per_gpu!("step.eta_bw (h200)", h200, "step", "eta_bw", 0.7, 0.2, 1.0, step.eta_bw),
     Param {
         name: "step.eta_lin = eta_att",
         section: "step",
@@ -122,52 +112,12 @@ pub const PARAMS: [Param; 11] = [
             }
         },
     },
-    both!(
-        "frontend.t_fe",
-        "frontend",
-        "t_fe",
-        0.05,
-        0.005,
-        0.4,
-        frontend.t_fe
-    ),
-    both!(
-        "frontend.t_fe_per_token",
-        "frontend",
-        "t_fe_per_token",
-        10e-6,
-        0.1e-6,
-        100e-6,
-        frontend.t_fe_per_token
-    ),
-    both!(
-        "frontend.t_pd",
-        "frontend",
-        "t_pd",
-        0.02,
-        0.001,
-        0.4,
-        frontend.t_pd
-    ),
+    both!("frontend.t_fe", "frontend", "t_fe", 0.05, 0.005, 0.4, frontend.t_fe),
+    both!("frontend.t_fe_per_token", "frontend", "t_fe_per_token", 10e-6, 0.1e-6, 100e-6, frontend.t_fe_per_token),
+    both!("frontend.t_pd", "frontend", "t_pd", 0.02, 0.001, 0.4, frontend.t_pd),
     both!("pd.t_hs", "pd", "t_hs", 1.0, 0.01, 10.0, pd.t_hs),
-    both!(
-        "pd.hetero_per_block",
-        "pd",
-        "hetero_per_block",
-        0.1e-3,
-        1e-6,
-        5e-3,
-        pd.hetero_per_block
-    ),
-    both!(
-        "frontend.t_chunk",
-        "frontend",
-        "t_chunk",
-        50e-6,
-        1e-6,
-        1e-3,
-        frontend.t_chunk
-    ),
+    both!("pd.hetero_per_block", "pd", "hetero_per_block", 0.1e-3, 1e-6, 5e-3, pd.hetero_per_block),
+    both!("frontend.t_chunk", "frontend", "t_chunk", 50e-6, 1e-6, 1e-3, frontend.t_chunk),
 ];
 
 /// Evaluations per fit (Nelder–Mead steps are 1–2 evaluations each).

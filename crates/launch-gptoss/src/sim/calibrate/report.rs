@@ -229,6 +229,14 @@ impl Summary {
             self.points_simulated as f64 / self.points_found as f64
         }
     }
+    /// The three overall rows both renderings show: (metric, median abs error as text,
+    /// target in %, "met"/"MISSED", points).
+    fn overall_rows(&self) -> [(&'static str, String, f64, &'static str, usize); 3] {
+        std::array::from_fn(|i| {
+            let (m, n) = self.overall[i];
+            (METRICS[i], pct(m), TARGETS[i], met(m, TARGETS[i]), n)
+        })
+    }
     /// Median Spearman over the load groups.
     pub fn median_rho(&self) -> f64 {
         let mut v: Vec<f64> = self
@@ -304,25 +312,18 @@ fn met(v: f64, target: f64) -> &'static str {
 /// The summary block, Markdown.
 pub fn summary_markdown(s: &Summary) -> String {
     let mut o = String::new();
+    let (found, simulated) = (s.points_found, s.points_simulated);
+    let (cov, target) = (s.coverage() * 100.0, COVERAGE_TARGET * 100.0);
     let _ = writeln!(
         o,
-        "Coverage: **{} of {} points simulated ({:.1} %)** (target ≥ {:.0} %; duplicates once).\n",
-        s.points_simulated,
-        s.points_found,
-        s.coverage() * 100.0,
-        COVERAGE_TARGET * 100.0
+        "Coverage: **{simulated} of {found} points simulated ({cov:.1} %)** (target ≥ {target:.0} %; duplicates once).\n"
     );
     let _ = writeln!(o, "| metric | median abs error | target | points |");
     let _ = writeln!(o, "|---|---|---|---|");
-    for i in 0..3 {
-        let (m, n) = s.overall[i];
+    for (metric, err, target, verdict, n) in s.overall_rows() {
         let _ = writeln!(
             o,
-            "| {} | {} | ≤ {:.0} % ({}) | {n} |",
-            METRICS[i],
-            pct(m),
-            TARGETS[i],
-            met(m, TARGETS[i])
+            "| {metric} | {err} | ≤ {target:.0} % ({verdict}) | {n} |"
         );
     }
     let _ = writeln!(o, "\nPer category (median abs error; points):\n");
@@ -410,20 +411,7 @@ pub fn rows_markdown(rows: &[Row], configs: &[RealConfig]) -> String {
         for r in rows.iter().filter(|r| r.config == ci) {
             match (&r.sim, &r.refused) {
                 (Some(sim), _) => {
-                    let _ = writeln!(
-                        s,
-                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                        r.coord,
-                        num(r.real[0], 1),
-                        num(sim[0], 1),
-                        signed(r.err(0)),
-                        num(r.real[1], 2),
-                        num(sim[1], 2),
-                        signed(r.err(1)),
-                        num(r.real[2], 1),
-                        num(sim[2], 1),
-                        signed(r.err(2))
-                    );
+                    let _ = writeln!(s, "| {} |", point_cells(r, sim).join(" | "));
                 }
                 (None, why) => {
                     let _ = writeln!(
@@ -443,24 +431,17 @@ pub fn rows_markdown(rows: &[Row], configs: &[RealConfig]) -> String {
 /// The summary for the terminal: coverage, errors, categories, Spearman.
 pub fn summary_text(summary: &Summary) -> String {
     let mut s = String::new();
+    let (found, simulated) = (summary.points_found, summary.points_simulated);
+    let (cov, target) = (summary.coverage() * 100.0, COVERAGE_TARGET * 100.0);
     let _ = writeln!(
         s,
-        "coverage: {} of {} points simulated ({:.1}%; target ≥ {:.0}%)",
-        summary.points_simulated,
-        summary.points_found,
-        summary.coverage() * 100.0,
-        COVERAGE_TARGET * 100.0
+        "coverage: {simulated} of {found} points simulated ({cov:.1}%; target ≥ {target:.0}%)"
     );
     let _ = writeln!(s, "median absolute error (duplicates once):");
-    for i in 0..3 {
-        let (m, n) = summary.overall[i];
+    for (metric, err, target, verdict, n) in summary.overall_rows() {
         let _ = writeln!(
             s,
-            "  {:<28} {:>6}  over {n:>3} points (target ≤ {:.0}%: {})",
-            METRICS[i],
-            pct(m),
-            TARGETS[i],
-            met(m, TARGETS[i])
+            "  {metric:<28} {err:>6}  over {n:>3} points (target ≤ {target:.0}%: {verdict})"
         );
     }
     let _ = writeln!(s, "per category (TTFT / TPOT / throughput, points):");
@@ -494,6 +475,35 @@ pub fn summary_text(summary: &Summary) -> String {
     s
 }
 
+/// The cells of a simulated point: the point, then real, simulated and error for median
+/// TTFT, median TPOT and output throughput.
+fn point_cells(r: &Row, sim: &[f64; 3]) -> [String; 10] {
+    const DIGITS: [usize; 3] = [1, 2, 1];
+    let mut cells: [String; 10] = Default::default();
+    cells[0] = r.coord.clone();
+    for k in 0..3 {
+        cells[1 + 3 * k] = num(r.real[k], DIGITS[k]);
+        cells[2 + 3 * k] = num(sim[k], DIGITS[k]);
+        cells[3 + 3 * k] = signed(r.err(k));
+    }
+    cells
+}
+
+/// Right-aligned terminal columns of [`point_cells`], a wider gap before each metric.
+fn text_columns(cells: &[String; 10]) -> String {
+    const WIDTHS: [usize; 10] = [16, 9, 9, 7, 7, 7, 7, 8, 8, 7];
+    let mut line = String::from("  ");
+    for (i, (c, w)) in cells.iter().zip(WIDTHS).enumerate() {
+        let gap = match i {
+            0 => "",
+            i if i % 3 == 1 => "  ",
+            _ => " ",
+        };
+        let _ = write!(line, "{gap}{c:>w$}");
+    }
+    line
+}
+
 /// A terminal rendering: per-point lines, then the summary.
 pub fn render_text(rows: &[Row], configs: &[RealConfig], summary: &Summary) -> String {
     let mut s = String::new();
@@ -508,28 +518,14 @@ pub fn render_text(rows: &[Row], configs: &[RealConfig], summary: &Summary) -> S
                 "  (duplicate, not counted)"
             }
         );
-        let _ = writeln!(
-            s,
-            "  {:>16}  {:>9} {:>9} {:>7}  {:>7} {:>7} {:>7}  {:>8} {:>8} {:>7}",
-            "point", "TTFT", "sim", "err", "TPOT", "sim", "err", "thr", "sim", "err"
-        );
+        let head = [
+            "point", "TTFT", "sim", "err", "TPOT", "sim", "err", "thr", "sim", "err",
+        ];
+        let _ = writeln!(s, "{}", text_columns(&head.map(String::from)));
         for r in rows.iter().filter(|r| r.config == ci) {
             match (&r.sim, &r.refused) {
                 (Some(sim), _) => {
-                    let _ = writeln!(
-                        s,
-                        "  {:>16}  {:>9} {:>9} {:>7}  {:>7} {:>7} {:>7}  {:>8} {:>8} {:>7}",
-                        r.coord,
-                        num(r.real[0], 1),
-                        num(sim[0], 1),
-                        signed(r.err(0)),
-                        num(r.real[1], 2),
-                        num(sim[1], 2),
-                        signed(r.err(1)),
-                        num(r.real[2], 1),
-                        num(sim[2], 1),
-                        signed(r.err(2))
-                    );
+                    let _ = writeln!(s, "{}", text_columns(&point_cells(r, sim)));
                 }
                 (None, why) => {
                     let _ = writeln!(

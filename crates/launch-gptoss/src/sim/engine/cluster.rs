@@ -11,8 +11,6 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
-use pd_common::deployment::DeployMode;
-
 use super::config::HybridKv;
 use super::model::{kv_capacity, KvLayout, StepModel};
 use super::placement::place;
@@ -173,23 +171,8 @@ impl Engine {
         let c = &cfg.constants;
         c.validate().map_err(SimError::Config)?;
         let spec = &cfg.spec;
-        let pd = spec.mode.is_pd();
-        let groups = match spec.mode {
-            DeployMode::Collocated => {
-                let g = spec.collocated.ok_or_else(|| {
-                    SimError::Config("collocated mode needs replicas (num × TP)".into())
-                })?;
-                vec![g]
-            }
-            _ => match (spec.prefill, spec.decode) {
-                (Some(p), Some(d)) => vec![p, d],
-                _ => {
-                    return Err(SimError::Config(
-                        "PD modes need prefill and decode replicas".into(),
-                    ))
-                }
-            },
-        };
+        let pd = spec.mode().is_pd();
+        let groups = spec.layout.groups();
         for g in &groups {
             if g.num == 0 || g.tp == 0 {
                 return Err(SimError::Config(
@@ -248,7 +231,7 @@ impl Engine {
         let mut link_tau: Vec<f64> = Vec::new();
         let mut pair_link = Vec::new();
         if pd {
-            let placement = place(spec.mode, &groups, cfg.gpus_per_node);
+            let placement = place(spec.mode(), &groups, cfg.gpus_per_node);
             let tcp = cfg.network == NetworkKind::Tcp;
             let net = *c.network.link(cfg.network);
             let mut keyed: HashMap<(u32, u32, u32), u32> = HashMap::new();
