@@ -2,9 +2,14 @@
 //! monotonic clock (simulated time = seconds since the driver started).
 //!
 //! The thread sleeps until the engine's next event or a new command (submission,
-//! cancellation, stats query), advances the engine to "now", and hands every emission
-//! to its request's channel. The time between an emission's model time and its
-//! dispatch is recorded as the dispatch lag.
+//! cancellation, stats query), advances the engine to "now", and hands the emissions of
+//! that advance (typically one engine step: hundreds of streams at once) over **as one
+//! batch** to a fan-out task inside the server's async runtime ([`FanOut`]), which puts
+//! each on its request's channel. Waking a task from outside the runtime costs a
+//! cross-thread notification (often a syscall) per wake; from inside, a wake is a push on
+//! the worker's run queue. So the engine thread pays one wake per step, not one per
+//! stream. The time between an emission's model time and its hand-over is recorded as
+//! the dispatch lag.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -60,6 +65,47 @@ enum Command {
     Stop,
 }
 
+/// One emission and the channel of its request.
+struct Handoff {
+    id: u64,
+    sink: tmpsc::UnboundedSender<Delivery>,
+    delivery: Delivery,
+}
+
+/// The emissions of one engine advance, in engine order.
+type Batch = Vec<Handoff>;
+
+/// The task that delivers the engine thread's batches to the requests' channels; run it
+/// (once) on the runtime serving the requests: [`FanOut::run`].
+#[derive(Debug)]
+pub struct FanOut {
+    rx: tmpsc::UnboundedReceiver<Batch>,
+    handle: DriverHandle,
+}
+
+impl FanOut {
+    /// Deliver batches until the driver stops. A request whose channel is gone (its
+    /// client went away) is cancelled in the engine.
+    pub async fn run(mut self) {
+        while let Some(batch) = self.rx.recv().await {
+            for h in batch {
+                if h.sink.send(h.delivery).is_err() {
+                    self.handle.cancel(h.id);
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Handoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handoff")
+            .field("id", &self.id)
+            .field("delivery", &self.delivery)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The driver stopped (its thread ended).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the simulator engine thread has stopped")]
@@ -110,6 +156,7 @@ impl DriverHandle {
 pub struct Driver {
     handle: DriverHandle,
     thread: Option<JoinHandle<()>>,
+    fan_out: Option<FanOut>,
 }
 
 /// Environment variable: a nice value (e.g. `-10`) applied, best effort, to the engine
@@ -148,21 +195,33 @@ fn precise_timers() {
 
 impl Driver {
     /// Start the thread. `dispatch_lag` receives (dispatch time − model time) of every
-    /// token emission.
+    /// token emission. Emissions reach the requests once [`Driver::take_fan_out`]'s task
+    /// runs.
     pub fn start(engine: Engine, dispatch_lag: Arc<LagHistogram>) -> std::io::Result<Driver> {
         let clock = Clock::new(Instant::now());
         let (tx, rx) = mpsc::channel();
+        let (batch_tx, batch_rx) = tmpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
             .name("sim-engine".into())
             .spawn(move || {
                 apply_thread_nice();
                 precise_timers();
-                run(engine, clock, rx, &dispatch_lag)
+                run(engine, clock, rx, batch_tx, &dispatch_lag)
             })?;
+        let handle = DriverHandle { tx, clock };
         Ok(Driver {
-            handle: DriverHandle { tx, clock },
+            fan_out: Some(FanOut {
+                rx: batch_rx,
+                handle: handle.clone(),
+            }),
+            handle,
             thread: Some(thread),
         })
+    }
+
+    /// The fan-out task (None after the first call).
+    pub fn take_fan_out(&mut self) -> Option<FanOut> {
+        self.fan_out.take()
     }
 
     pub fn handle(&self) -> DriverHandle {
@@ -195,6 +254,7 @@ struct Loop<'a> {
     /// Engine time is never moved backwards.
     last: SimTime,
     out: Vec<Emission>,
+    batches: tmpsc::UnboundedSender<Batch>,
     lag: &'a LagHistogram,
 }
 
@@ -231,42 +291,52 @@ impl Loop<'_> {
         if self.out.is_empty() {
             return;
         }
-        let mut gone = Vec::new();
+        let mut batch = Vec::with_capacity(self.out.len());
+        let handed = self.clock.now();
         for e in self.out.drain(..) {
             let terminal = !matches!(e.kind, EmissionKind::Tokens(_));
-            let Some(sink) = self.sinks.get(&e.id) else {
+            let sink = if terminal {
+                self.sinks.remove(&e.id)
+            } else {
+                self.sinks.get(&e.id).cloned()
+            };
+            let Some(sink) = sink else {
                 continue;
             };
-            if matches!(e.kind, EmissionKind::Tokens(_)) {
-                self.lag.record(self.clock.now() - e.time);
+            if !terminal {
+                self.lag.record(handed - e.time);
             }
-            if sink
-                .send(Delivery {
+            batch.push(Handoff {
+                id: e.id,
+                sink,
+                delivery: Delivery {
                     kind: e.kind,
                     time: e.time,
-                })
-                .is_err()
-            {
-                gone.push(e.id);
-            } else if terminal {
-                self.sinks.remove(&e.id);
-            }
+                },
+            });
         }
-        for id in gone {
-            if self.sinks.remove(&id).is_some() {
-                self.engine.cancel(now, id);
-            }
+        if !batch.is_empty() {
+            // The receiver lives as long as the server's runtime; once it is gone nobody
+            // is listening and dropping the batch is right.
+            let _ = self.batches.send(batch);
         }
     }
 }
 
-fn run(engine: Engine, clock: Clock, rx: mpsc::Receiver<Command>, lag: &LagHistogram) {
+fn run(
+    engine: Engine,
+    clock: Clock,
+    rx: mpsc::Receiver<Command>,
+    batches: tmpsc::UnboundedSender<Batch>,
+    lag: &LagHistogram,
+) {
     let mut lp = Loop {
         engine,
         clock,
         sinks: HashMap::new(),
         last: 0.0,
         out: Vec::new(),
+        batches,
         lag,
     };
     loop {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
@@ -190,8 +190,11 @@ impl SimServer {
         let SimServer {
             listener,
             shared,
-            driver,
+            mut driver,
         } = self;
+        if let Some(fan_out) = driver.take_fan_out() {
+            tokio::spawn(fan_out.run());
+        }
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -402,6 +405,7 @@ async fn completions(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<R
             guard,
             clock: shared.driver.clock(),
             buf: String::new(),
+            out: BytesMut::new(),
         };
         let mut r = Response::new(body.boxed_unsync());
         r.headers_mut().insert(
@@ -471,7 +475,13 @@ async fn non_streaming(
     )
 }
 
-/// The SSE body of a streamed completion: one `data:` event per emission.
+/// Output buffer of a stream: frames are split off it, so a frame costs no allocation
+/// until the buffer is used up (then a new one is allocated, or the old one reclaimed
+/// once hyper has written and dropped its frames).
+const SSE_OUT_CAPACITY: usize = 4096;
+
+/// The SSE body of a streamed completion: one `data:` event per emission; the events
+/// that are ready when hyper polls go out in one frame (one write).
 struct SseBody {
     rx: UnboundedReceiver<Delivery>,
     fmt: ChunkFormatter,
@@ -481,7 +491,9 @@ struct SseBody {
     done: bool,
     guard: RequestGuard,
     clock: Clock,
+    /// The events being formatted (reused).
     buf: String,
+    out: BytesMut,
 }
 
 impl SseBody {
@@ -559,7 +571,12 @@ impl Body for SseBody {
                 Poll::Pending
             };
         }
-        let chunk = Bytes::from(std::mem::take(&mut this.buf).into_bytes());
+        if this.out.capacity() < this.buf.len() {
+            this.out.reserve(this.buf.len().max(SSE_OUT_CAPACITY));
+        }
+        this.out.extend_from_slice(this.buf.as_bytes());
+        this.buf.clear();
+        let chunk = this.out.split().freeze();
         Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
 

@@ -384,26 +384,97 @@ fn launch_gptoss_has_no_import_circles() {
         .iter()
         .any(|t| t.starts_with("ray") || t.starts_with("sim")));
     assert!(!g["options"].iter().any(|t| t.starts_with("cli")));
-    // Known circle inside the simulator engine (its own module tree, reworked separately):
-    // engine/mod.rs defines NetworkKind and SimError, which config.rs uses, and uses
-    // config::SimConstants itself. Moving those types into a leaf module removes it; then
-    // delete the entry.
-    const KNOWN: &[&[&str]] = &[&["sim::engine", "sim::engine::config"]];
-    let all = circles(&g);
-    for k in KNOWN {
-        if !all.iter().any(|c| c == k) {
-            eprintln!("note: the known circle {k:?} is gone: remove it from KNOWN");
-        }
-    }
-    let found: Vec<Vec<String>> = all
-        .into_iter()
-        .filter(|c| !KNOWN.iter().any(|k| c == k))
-        .collect();
+    let found = circles(&g);
     let report: Vec<String> = found
         .iter()
         .map(|c| c.iter().map(|m| name(m)).collect::<Vec<_>>().join(" ⇄ "))
         .collect();
     assert!(found.is_empty(), "import circles: {report:#?}");
+}
+
+/// Crates and paths the simulator engine must not use: it runs in virtual time
+/// (calibration, planners) as well as behind the server, so it knows no async runtime,
+/// no HTTP and no sockets.
+const ENGINE_FORBIDDEN: &[&str] = &[
+    "tokio",
+    "hyper",
+    "http",
+    "http_body",
+    "reqwest",
+    "ureq",
+    "mio",
+    "std::net",
+];
+
+/// Forbidden uses in one module's code (comments and string contents excluded).
+fn forbidden_uses(code: &str) -> Vec<String> {
+    let chars: Vec<char> = code.chars().collect();
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut out = Vec::new();
+    for name in ENGINE_FORBIDDEN {
+        let pat: Vec<char> = name.chars().collect();
+        for i in 0..chars.len().saturating_sub(pat.len() - 1) {
+            if chars[i..i + pat.len()] != pat[..] {
+                continue;
+            }
+            let before_ok = i == 0 || !(ident(chars[i - 1]) || chars[i - 1] == ':');
+            let after = chars.get(i + pat.len()).copied();
+            // A path root (`tokio::…`, `use tokio;`), not an identifier that merely
+            // contains the name (`http_status`) or a method (`x.tokio()`).
+            let after_ok = matches!(after, Some(':') | Some(';') | Some(',') | Some('}'));
+            if before_ok && after_ok && !(i > 0 && chars[i - 1] == '.') {
+                out.push(name.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_simulator_engine_uses_no_runtime_network_or_http() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let engine = src.join("sim/engine");
+    let mut files = Vec::new();
+    rust_files(&engine, &mut files);
+    assert!(files.len() >= 8, "engine sources not found: {files:?}");
+    let mut bad = Vec::new();
+    for f in &files {
+        let code = code_only(&std::fs::read_to_string(f).unwrap());
+        for name in forbidden_uses(&code) {
+            bad.push(format!("{} uses {name}", f.display()));
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+    // Nor does it reach them through the rest of the crate: the engine's modules use
+    // only each other (external crates such as pd_common and serde are not modules here).
+    let g = graph(&src);
+    let outside: Vec<String> = g
+        .iter()
+        .filter(|(m, _)| m.as_str() == "sim::engine" || m.starts_with("sim::engine::"))
+        .flat_map(|(m, targets)| {
+            targets
+                .iter()
+                .filter(|t| !(t.as_str() == "sim::engine" || t.starts_with("sim::engine::")))
+                .map(move |t| format!("{m} -> {t}"))
+        })
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "the engine uses modules outside it: {outside:#?}"
+    );
+}
+
+#[test]
+fn the_engine_boundary_check_sees_uses_not_words() {
+    let code = code_only(
+        "use tokio::sync::mpsc;\nfn f() { let s = std::net::TcpStream::connect(\"x\"); }\n// hyper::Body\nfn http_status() {}\n",
+    );
+    assert_eq!(forbidden_uses(&code), vec!["tokio", "std::net"]);
+    assert_eq!(
+        forbidden_uses(&code_only("use ureq;\nuse reqwest::{Client};")),
+        vec!["reqwest", "ureq"]
+    );
+    assert!(forbidden_uses(&code_only("let http_body = 1; x.tokio(); // tokio::spawn")).is_empty());
 }
 
 #[test]

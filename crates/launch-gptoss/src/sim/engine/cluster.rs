@@ -11,7 +11,9 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
-use super::config::HybridKv;
+use pd_common::deployment::Replicas;
+
+use super::config::{HybridKv, SimConstants};
 use super::model::{kv_capacity, KvLayout, StepModel};
 use super::placement::place;
 use super::router::{PoolRouter, Rng};
@@ -149,6 +151,131 @@ pub struct EngineExtras {
     pub decode_bench: bool,
 }
 
+/// The replica groups of a deployment (collocated: one; PD: prefill, decode), checked.
+fn replica_groups(cfg: &ClusterConfig, extras: &EngineExtras) -> Result<Vec<Replicas>, SimError> {
+    let pd = cfg.spec.mode().is_pd();
+    let groups = cfg.spec.layout.groups();
+    for g in &groups {
+        if g.num == 0 || g.tp == 0 {
+            return Err(SimError::Config(
+                "replica count and TP must be at least 1".into(),
+            ));
+        }
+        if g.tp > cfg.gpus_per_node {
+            return Err(SimError::Config(format!(
+                "TP {} exceeds the {} GPUs of a node",
+                g.tp, cfg.gpus_per_node
+            )));
+        }
+    }
+    if extras.decode_bench && pd {
+        return Err(SimError::Config(
+            "--decode-bench deploys vLLM's DecodeBenchConnector, which skips prefill; it is \
+             meant for --mode collocated, not for PD modes"
+                .into(),
+        ));
+    }
+    Ok(groups)
+}
+
+/// The KV layout: the hybrid KV manager is on by default unless a KV connector is in use
+/// (PD's NIXL, the decode-bench connector).
+fn kv_layout(c: &SimConstants, pd: bool, extras: &EngineExtras) -> KvLayout {
+    let hybrid = match c.memory.hybrid_kv {
+        HybridKv::Auto => !pd && !extras.decode_bench,
+        HybridKv::On => true,
+        HybridKv::Off => false,
+    };
+    KvLayout {
+        block_size: c.memory.block_size,
+        hybrid,
+        window_blocks: c.model.sliding_window.div_ceil(c.memory.block_size) + 1,
+    }
+}
+
+/// Every replica, group by group (PD: P replicas first).
+fn build_replicas(
+    cfg: &ClusterConfig,
+    groups: &[Replicas],
+    layout: KvLayout,
+    ep: ExpertParallel,
+) -> Result<Vec<Replica>, SimError> {
+    let c = &cfg.constants;
+    let limits = Limits {
+        max_num_batched_tokens: c.scheduler.max_num_batched_tokens,
+        max_num_seqs: c.scheduler.max_num_seqs,
+    };
+    let mut replicas = Vec::new();
+    for (gi, g) in groups.iter().enumerate() {
+        let cap = kv_capacity(c, g.tp, &layout, cfg.max_model_len)?;
+        let ep_on = if gi == 0 { ep.first } else { ep.decode };
+        for _ in 0..g.num {
+            replicas.push(Replica::new(
+                StepModel::with_ep(c, g.tp, ep_on),
+                layout,
+                cap.units,
+                limits,
+            ));
+        }
+    }
+    Ok(replicas)
+}
+
+/// The KV links of a PD cluster.
+#[derive(Debug, Default)]
+struct PdLinks {
+    links: Vec<Link>,
+    /// Fixed latency of each link (s).
+    link_tau: Vec<f64>,
+    /// Link of each (P, D) pair, index `p * n_decode + d`.
+    pair_link: Vec<u32>,
+}
+
+/// PD links: a transfer between replicas on one node uses that D replica's NVLink (NIXL
+/// cuda_ipc) unless UCX is forced to TCP (`UCX_TLS=tcp`, NetworkKind::Tcp), which
+/// disables cuda_ipc too (then one loopback TCP path per node); between nodes it uses the
+/// node pair's network path, shared by every transfer on it. Also sets the D replicas'
+/// CPU-progress penalty per transfer.
+fn pd_links(cfg: &ClusterConfig, groups: &[Replicas], replicas: &mut [Replica]) -> PdLinks {
+    let c = &cfg.constants;
+    let (n_first, n_decode) = (groups[0].num, groups[1].num);
+    let placement = place(cfg.spec.mode(), groups, cfg.gpus_per_node);
+    let tcp = cfg.network == NetworkKind::Tcp;
+    let net = *c.network.link(cfg.network);
+    let mut out = PdLinks::default();
+    let mut keyed: HashMap<(u32, u32, u32), u32> = HashMap::new();
+    for p in 0..n_first {
+        for d in 0..n_decode {
+            let np = placement.node_of[p as usize];
+            let nd = placement.node_of[(n_first + d) as usize];
+            let (key, lc) = if np == nd && !tcp {
+                ((0, d, 0), c.network.nvlink)
+            } else if np == nd {
+                ((1, np, np), net)
+            } else {
+                ((2, np.min(nd), np.max(nd)), net)
+            };
+            let id = *keyed.entry(key).or_insert_with(|| {
+                out.links
+                    .push(Link::new(lc.bandwidth, lc.per_flow_bandwidth));
+                out.link_tau.push(lc.tau);
+                (out.links.len() - 1) as u32
+            });
+            out.pair_link.push(id);
+        }
+    }
+    // CPU-progress transports slow the decode steps of the D replicas using them
+    let c_xfer = if tcp {
+        net.c_xfer
+    } else {
+        c.network.nvlink.c_xfer.max(net.c_xfer)
+    };
+    for r in replicas.iter_mut().skip(n_first as usize) {
+        r.c_xfer = c_xfer;
+    }
+    out
+}
+
 impl Engine {
     pub fn new(cfg: ClusterConfig) -> Result<Self, SimError> {
         Self::with_extras(cfg, EngineExtras::default())
@@ -166,104 +293,24 @@ impl Engine {
     }
 
     /// Build the cluster with its extra options.
+    ///
+    /// Phases: validate the constants and the replica groups, lay out the KV cache, build
+    /// the replicas, then (PD) the links between P and D replicas.
     pub fn with_extras(cfg: ClusterConfig, extras: EngineExtras) -> Result<Self, SimError> {
-        let ep = extras.expert_parallel;
         let c = &cfg.constants;
         c.validate().map_err(SimError::Config)?;
-        let spec = &cfg.spec;
-        let pd = spec.mode().is_pd();
-        let groups = spec.layout.groups();
-        for g in &groups {
-            if g.num == 0 || g.tp == 0 {
-                return Err(SimError::Config(
-                    "replica count and TP must be at least 1".into(),
-                ));
-            }
-            if g.tp > cfg.gpus_per_node {
-                return Err(SimError::Config(format!(
-                    "TP {} exceeds the {} GPUs of a node",
-                    g.tp, cfg.gpus_per_node
-                )));
-            }
-        }
-        if extras.decode_bench && pd {
-            return Err(SimError::Config(
-                "--decode-bench deploys vLLM's DecodeBenchConnector, which skips prefill; it is \
-                 meant for --mode collocated, not for PD modes"
-                    .into(),
-            ));
-        }
-        let hybrid = match c.memory.hybrid_kv {
-            HybridKv::Auto => !pd && !extras.decode_bench,
-            HybridKv::On => true,
-            HybridKv::Off => false,
-        };
-        let layout = KvLayout {
-            block_size: c.memory.block_size,
-            hybrid,
-            window_blocks: c.model.sliding_window.div_ceil(c.memory.block_size) + 1,
-        };
-        let limits = Limits {
-            max_num_batched_tokens: c.scheduler.max_num_batched_tokens,
-            max_num_seqs: c.scheduler.max_num_seqs,
-        };
-        let mut replicas = Vec::new();
-        for (gi, g) in groups.iter().enumerate() {
-            let cap = kv_capacity(c, g.tp, &layout, cfg.max_model_len)?;
-            let ep_on = if gi == 0 { ep.first } else { ep.decode };
-            for _ in 0..g.num {
-                replicas.push(Replica::new(
-                    StepModel::with_ep(c, g.tp, ep_on),
-                    layout,
-                    cap.units,
-                    limits,
-                ));
-            }
-        }
+        let groups = replica_groups(&cfg, &extras)?;
+        let pd = cfg.spec.mode().is_pd();
+        let layout = kv_layout(c, pd, &extras);
+        let mut replicas = build_replicas(&cfg, &groups, layout, extras.expert_parallel)?;
         let n_first = groups[0].num;
         let n_decode = if pd { groups[1].num } else { 0 };
         let routers = c.frontend.num_routers;
-        // PD links: a transfer between replicas on one node uses that D replica's NVLink
-        // (NIXL cuda_ipc) unless UCX is forced to TCP (`UCX_TLS=tcp`, NetworkKind::Tcp),
-        // which disables cuda_ipc too (then one loopback TCP path per node); between nodes
-        // it uses the node pair's network path, shared by every transfer on it.
-        let mut links: Vec<Link> = Vec::new();
-        let mut link_tau: Vec<f64> = Vec::new();
-        let mut pair_link = Vec::new();
-        if pd {
-            let placement = place(spec.mode(), &groups, cfg.gpus_per_node);
-            let tcp = cfg.network == NetworkKind::Tcp;
-            let net = *c.network.link(cfg.network);
-            let mut keyed: HashMap<(u32, u32, u32), u32> = HashMap::new();
-            for p in 0..n_first {
-                for d in 0..n_decode {
-                    let np = placement.node_of[p as usize];
-                    let nd = placement.node_of[(n_first + d) as usize];
-                    let (key, lc) = if np == nd && !tcp {
-                        ((0, d, 0), c.network.nvlink)
-                    } else if np == nd {
-                        ((1, np, np), net)
-                    } else {
-                        ((2, np.min(nd), np.max(nd)), net)
-                    };
-                    let id = *keyed.entry(key).or_insert_with(|| {
-                        links.push(Link::new(lc.bandwidth, lc.per_flow_bandwidth));
-                        link_tau.push(lc.tau);
-                        (links.len() - 1) as u32
-                    });
-                    pair_link.push(id);
-                }
-            }
-            // CPU-progress transports slow the decode steps of the D replicas using them
-            let c_xfer = if tcp {
-                net.c_xfer
-            } else {
-                c.network.nvlink.c_xfer.max(net.c_xfer)
-            };
-            for r in replicas.iter_mut().skip(n_first as usize) {
-                r.c_xfer = c_xfer;
-            }
-        }
+        let links = if pd {
+            pd_links(&cfg, &groups, &mut replicas)
+        } else {
+            PdLinks::default()
+        };
         // heterogeneous TP: every block of every layer is split for each D rank
         let hetero_per_block = if pd && groups[0].tp != groups[1].tp {
             c.pd.hetero_per_block * f64::from(groups[1].tp)
@@ -280,9 +327,9 @@ impl Engine {
             pd,
             first_router: PoolRouter::new(routers, n_first),
             decode_router: PoolRouter::new(routers, n_decode.max(1)),
-            links,
-            link_tau,
-            pair_link,
+            links: links.links,
+            link_tau: links.link_tau,
+            pair_link: links.pair_link,
             pairs: vec![PairState::Cold; (n_first * n_decode) as usize],
             hetero_per_block,
             fe_per_token: c.frontend.t_fe_per_token,

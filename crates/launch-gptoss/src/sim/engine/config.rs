@@ -7,7 +7,18 @@ use std::path::Path;
 use pd_common::deployment::GpuKind;
 use serde::{Deserialize, Serialize};
 
-use super::{NetworkKind, SimError};
+use super::error::SimError;
+
+/// Network between P and D nodes in pd-spread. pd-pack uses NVLink, except with
+/// [`NetworkKind::Tcp`] (`UCX_TLS=tcp` also disables UCX's cuda_ipc on one node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkKind {
+    EfaSrd,
+    Ib,
+    Tcp,
+    Custom,
+}
 
 /// The constants file format version this build understands.
 pub const CONSTANTS_VERSION: u32 = 1;

@@ -17,12 +17,19 @@
 //! Emission times are what a client sees: they include the frontend overhead (`t_fe`,
 //! half on the way in, half on the way out) and, in PD, the proxy hop `t_pd`.
 //!
-//! Modules: [`config`] (constants TOML), [`model`] (step time, KV capacity),
-//! [`scheduler`] (one vLLM-V1 replica), [`router`] (Ray Serve po2 routers),
-//! [`transfer`] (PD KV links and handshakes), [`cluster`] (the event loop).
+//! Modules: [`error`] (the engine's error type), [`config`] (constants TOML, network
+//! kinds), [`model`] (step time, KV capacity), [`kv`] (a replica's KV blocks and prefix
+//! cache), [`scheduler`] (one vLLM-V1 replica), [`router`] (Ray Serve po2 routers),
+//! [`transfer`] (PD KV links and handshakes), [`placement`] (replicas on nodes),
+//! [`cluster`] (the event loop). Dependencies point one way: `error` and `config` are
+//! leaves, this file's types ([`ClusterConfig`], [`SimRequest`], [`Emission`]) use only
+//! them, and no module here uses an async runtime, a socket or HTTP (a test in
+//! `tests/it/module_graph.rs` checks both).
 
 pub mod cluster;
 pub mod config;
+pub mod error;
+pub mod kv;
 pub mod model;
 pub mod placement;
 pub mod router;
@@ -30,34 +37,13 @@ pub mod scheduler;
 pub mod transfer;
 
 pub use cluster::{Engine, EngineExtras, ExpertParallel};
-pub use config::SimConstants;
+pub use config::{NetworkKind, SimConstants};
+pub use error::SimError;
 
 use pd_common::deployment::DeploymentSpec;
 
 /// Simulated time in seconds since the engine was created.
 pub type SimTime = f64;
-
-/// Errors of the engine.
-#[derive(Debug, thiserror::Error)]
-pub enum SimError {
-    /// The simulator's own input is wrong (constants, an incomplete layout).
-    #[error("invalid simulator configuration: {0}")]
-    Config(String),
-    /// vLLM would refuse to start this deployment; the message is vLLM's reason.
-    #[error("vLLM would refuse this deployment: {0}")]
-    Refused(String),
-}
-
-/// Network between P and D nodes in pd-spread. pd-pack uses NVLink, except with
-/// [`NetworkKind::Tcp`] (`UCX_TLS=tcp` also disables UCX's cuda_ipc on one node).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NetworkKind {
-    EfaSrd,
-    Ib,
-    Tcp,
-    Custom,
-}
 
 /// Everything the engine needs to build a cluster.
 #[derive(Debug, Clone)]

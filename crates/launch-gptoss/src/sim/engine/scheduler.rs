@@ -19,8 +19,9 @@
 //! gets blocks for its whole prompt when admitted, waits for the transfer
 //! ([`Replica::kv_ready`]) and then computes only the last prompt token.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 
+use super::kv::{KvBlocks, SeqBlocks};
 use super::model::{BatchSums, KvLayout, StepModel};
 
 /// Role of a sequence on its replica.
@@ -53,20 +54,9 @@ struct Seq {
     max_out: u32,
     computed: u32,
     generated: u32,
-    /// Units owned privately (not through the prefix cache).
-    units: u64,
-    /// Leading prompt blocks referenced through the prefix cache.
-    shared: u32,
-    registered: bool,
-    hashes: Vec<u64>,
+    blocks: SeqBlocks,
     kind: SeqKind,
     phase: Phase,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct CacheEntry {
-    refs: u32,
-    stamp: u64,
 }
 
 /// What a finished step produced for one sequence.
@@ -87,24 +77,25 @@ pub struct Limits {
     pub max_num_seqs: u32,
 }
 
-/// One engine replica.
+/// The step being built: its planned work and what is left of the token budget.
+struct StepPlan {
+    sums: BatchSums,
+    budget: u32,
+}
+
+/// One engine replica: the sequence queues and the step plan; the KV blocks are kept by
+/// [`KvBlocks`].
 #[derive(Debug)]
 pub struct Replica {
     pub model: StepModel,
-    layout: KvLayout,
+    kv: KvBlocks,
     limits: Limits,
-    capacity: u64,
-    free: u64,
-    evictable: u64,
     slots: Vec<Option<Seq>>,
     free_slots: Vec<u32>,
     running: Vec<u32>,
     waiting: VecDeque<u32>,
     ready: VecDeque<u32>,
     awaiting: u32,
-    cache: HashMap<u64, CacheEntry>,
-    lru: BTreeMap<u64, u64>,
-    clock: u64,
     plan: Vec<(u32, u64, u32)>,
     /// A step is in progress.
     pub busy: bool,
@@ -122,20 +113,14 @@ impl Replica {
     pub fn new(model: StepModel, layout: KvLayout, capacity_units: u64, limits: Limits) -> Self {
         Replica {
             model,
-            layout,
+            kv: KvBlocks::new(layout, capacity_units),
             limits,
-            capacity: capacity_units,
-            free: capacity_units,
-            evictable: 0,
             slots: Vec::new(),
             free_slots: Vec::new(),
             running: Vec::new(),
             waiting: VecDeque::new(),
             ready: VecDeque::new(),
             awaiting: 0,
-            cache: HashMap::new(),
-            lru: BTreeMap::new(),
-            clock: 0,
             plan: Vec::new(),
             busy: false,
             inflight_xfers: 0,
@@ -147,14 +132,14 @@ impl Replica {
     }
 
     pub fn capacity_units(&self) -> u64 {
-        self.capacity
+        self.kv.capacity_units()
     }
     pub fn layout(&self) -> KvLayout {
-        self.layout
+        self.kv.layout()
     }
     /// Whether a sequence of `tokens` tokens can ever fit in this replica's KV cache.
     pub fn fits_ever(&self, tokens: u32) -> bool {
-        self.layout.units(tokens) <= self.capacity
+        self.kv.fits_ever(tokens)
     }
     pub fn num_running(&self) -> usize {
         self.running.len()
@@ -165,10 +150,7 @@ impl Replica {
     }
     /// KV usage 0..1 (evictable prefix-cache blocks count as free, like vLLM).
     pub fn kv_usage(&self) -> f64 {
-        if self.capacity == 0 {
-            return 0.0;
-        }
-        1.0 - (self.free + self.evictable) as f64 / self.capacity as f64
+        self.kv.usage()
     }
     pub fn has_work(&self) -> bool {
         !self.running.is_empty() || !self.waiting.is_empty() || !self.ready.is_empty()
@@ -189,10 +171,7 @@ impl Replica {
             max_out: max_out.max(1),
             computed: 0,
             generated: 0,
-            units: 0,
-            shared: 0,
-            registered: false,
-            hashes,
+            blocks: SeqBlocks::new(hashes),
             kind,
             phase: Phase::Waiting,
         };
@@ -224,169 +203,48 @@ impl Replica {
             _ => unreachable!("scheduler lists only hold live slots"),
         }
     }
-    fn seq_mut(&mut self, slot: u32) -> &mut Seq {
+
+    /// The sequence in `slot` and the block manager, both mutable.
+    fn seq_kv(&mut self, slot: u32) -> (&mut Seq, &mut KvBlocks) {
         match self.slots.get_mut(slot as usize) {
-            Some(Some(s)) => s,
+            Some(Some(s)) => (s, &mut self.kv),
             _ => unreachable!("scheduler lists only hold live slots"),
         }
     }
-
-    fn available(&self) -> u64 {
-        self.free + self.evictable
+    fn seq_mut(&mut self, slot: u32) -> &mut Seq {
+        self.seq_kv(slot).0
     }
 
-    /// Take `need` units from the free pool, evicting LRU prefix-cache blocks if needed.
-    fn allocate(&mut self, need: u64) {
-        let u = self.layout.shared_block_units();
-        while self.free < need {
-            let Some((&stamp, &hash)) = self.lru.iter().next() else {
-                break;
-            };
-            self.lru.remove(&stamp);
-            self.cache.remove(&hash);
-            self.evictable -= u;
-            self.free += u;
-        }
-        self.free = self.free.saturating_sub(need);
+    /// Publish the sequence's full prompt blocks covering its first `tokens` tokens.
+    fn register_upto(&mut self, slot: u32, tokens: u32) {
+        let (s, kv) = self.seq_kv(slot);
+        kv.register_upto(&mut s.blocks, s.prompt, tokens);
     }
 
-    /// Private units a sequence needs to hold `tokens` tokens.
-    fn private_units(&self, seq: &Seq, tokens: u32) -> u64 {
-        self.layout
-            .units(tokens)
-            .saturating_sub(u64::from(seq.shared) * self.layout.shared_block_units())
-    }
-
-    /// Drop every block of a sequence (private and shared references).
-    fn free_blocks(&mut self, slot: u32) {
-        let u = self.layout.shared_block_units();
-        let (units, shared, hashes) = {
-            let s = self.seq_mut(slot);
-            let out = (s.units, s.shared, std::mem::take(&mut s.hashes));
-            s.units = 0;
-            s.shared = 0;
-            s.registered = false;
-            out
-        };
-        self.free += units;
-        for h in hashes.iter().take(shared as usize) {
-            if let Some(e) = self.cache.get_mut(h) {
-                e.refs = e.refs.saturating_sub(1);
-                if e.refs == 0 {
-                    self.clock += 1;
-                    e.stamp = self.clock;
-                    self.lru.insert(self.clock, *h);
-                    self.evictable += u;
-                }
-            }
-        }
-        self.seq_mut(slot).hashes = hashes;
-    }
-
-    /// How many of the first `hits` cached blocks of a sequence nobody references (taking
-    /// them removes them from the evictable pool).
-    fn evictable_hits(&self, slot: u32, hits: u32) -> u64 {
-        if hits == 0 {
-            return 0;
-        }
-        self.seq(slot)
-            .hashes
-            .iter()
-            .take(hits as usize)
-            .filter(|h| self.cache.get(h).is_some_and(|e| e.refs == 0))
-            .count() as u64
-    }
-
-    /// Leading prompt blocks present in the prefix cache (at most (prompt−1)/block).
-    fn cache_hits(&self, seq: &Seq) -> u32 {
-        let max = ((seq.prompt - 1) / self.layout.block_size) as usize;
-        seq.hashes
-            .iter()
-            .take(max)
-            .take_while(|h| self.cache.contains_key(h))
-            .count() as u32
-    }
-
-    /// Take references on the first `hits` cached blocks of a sequence.
+    /// Take references on the first `hits` cached blocks of a sequence; they count as
+    /// computed.
     fn take_hits(&mut self, slot: u32, hits: u32) {
-        let u = self.layout.shared_block_units();
-        let hashes = std::mem::take(&mut self.seq_mut(slot).hashes);
-        for h in hashes.iter().take(hits as usize) {
-            if let Some(e) = self.cache.get_mut(h) {
-                if e.refs == 0 {
-                    self.lru.remove(&e.stamp);
-                    self.evictable -= u;
-                }
-                e.refs += 1;
-            }
-        }
-        let bs = self.layout.block_size;
-        let s = self.seq_mut(slot);
-        s.hashes = hashes;
-        s.shared = hits;
+        let bs = self.kv.layout().block_size;
+        let (s, kv) = self.seq_kv(slot);
+        kv.take_hits(&mut s.blocks, hits);
         s.computed = hits * bs;
         self.prefix_hit_tokens += u64::from(hits * bs);
-    }
-
-    /// Publish the sequence's full prompt blocks covering its first `tokens` tokens in the
-    /// prefix cache (vLLM caches the blocks a step will compute when it schedules them).
-    fn register_upto(&mut self, slot: u32, tokens: u32) {
-        let u = self.layout.shared_block_units();
-        let bs = self.layout.block_size;
-        let (start, limit) = {
-            let s = self.seq(slot);
-            if s.hashes.is_empty() || s.registered {
-                return;
-            }
-            let limit = s
-                .hashes
-                .len()
-                .min((s.prompt / bs) as usize)
-                .min((tokens / bs) as usize);
-            (s.shared as usize, limit)
-        };
-        if limit <= start {
-            return;
-        }
-        let hashes = std::mem::take(&mut self.seq_mut(slot).hashes);
-        let mut moved = 0u64;
-        for h in hashes.iter().take(limit).skip(start) {
-            match self.cache.get_mut(h) {
-                Some(e) => {
-                    if e.refs == 0 {
-                        self.lru.remove(&e.stamp);
-                        self.evictable -= u;
-                    }
-                    e.refs += 1;
-                    // our private copy is redundant
-                    self.free += u;
-                }
-                None => {
-                    self.cache.insert(*h, CacheEntry { refs: 1, stamp: 0 });
-                }
-            }
-            moved += u;
-        }
-        let full_prompt_blocks = hashes.len().min((self.seq(slot).prompt / bs) as usize);
-        let s = self.seq_mut(slot);
-        s.hashes = hashes;
-        s.units = s.units.saturating_sub(moved);
-        s.shared = limit as u32;
-        s.registered = limit >= full_prompt_blocks;
     }
 
     /// Prompt tokens a remote-decode sequence needs from its P replica (the prompt minus
     /// the blocks it found in its own prefix cache).
     pub fn remote_tokens(&self, slot: u32) -> u32 {
         match self.slots.get(slot as usize) {
-            Some(Some(s)) => s.prompt.saturating_sub(s.shared * self.layout.block_size),
+            Some(Some(s)) => s
+                .prompt
+                .saturating_sub(s.blocks.shared * self.kv.layout().block_size),
             _ => 0,
         }
     }
 
     fn preempt(&mut self, slot: u32) {
-        self.free_blocks(slot);
-        let s = self.seq_mut(slot);
+        let (s, kv) = self.seq_kv(slot);
+        kv.release(&mut s.blocks);
         s.computed = 0;
         s.phase = Phase::Waiting;
         if s.kind == SeqKind::RemoteDecode {
@@ -400,29 +258,60 @@ impl Replica {
     /// Build the next step. Slots of remote-decode sequences that just got their blocks
     /// (their KV transfer starts now) are appended to `kv_starts`. Returns the step
     /// duration in seconds, 0 when there is nothing to compute.
+    ///
+    /// Phases: grow the running sequences (preempting when blocks run out), then, if
+    /// nothing was preempted, admit new work in FCFS order; then price the step.
     pub fn schedule(&mut self, kv_starts: &mut Vec<u32>) -> f64 {
         self.plan.clear();
-        let mut sums = BatchSums::default();
-        let mut budget = self.limits.max_num_batched_tokens;
+        let mut step = StepPlan {
+            sums: BatchSums::default(),
+            budget: self.limits.max_num_batched_tokens,
+        };
+        let preempted = self.schedule_running(&mut step);
+        if !preempted {
+            self.admit(&mut step, kv_starts);
+        }
+        if self.plan.is_empty() {
+            return 0.0;
+        }
+        self.steps += 1;
+        // a planned step always takes some time (its end event must be scheduled)
+        (self.model.step_time(&step.sums) + f64::from(self.inflight_xfers) * self.c_xfer).max(1e-9)
+    }
+
+    /// Add `n` tokens of the sequence in `slot` (from `computed` on) to the step.
+    fn plan_tokens(&mut self, step: &mut StepPlan, slot: u32, computed: u32, n: u32, target: u32) {
+        let req = self.seq(slot).req;
+        self.plan.push((slot, req, n));
+        self.model
+            .add(&mut step.sums, n, computed, computed + n == target);
+        step.budget -= n;
+    }
+
+    /// Decodes take one token, partial prefills min(remaining, budget); a sequence that
+    /// cannot grow preempts the last-admitted ones. Returns whether anything was preempted.
+    fn schedule_running(&mut self, step: &mut StepPlan) -> bool {
         let mut preempted = false;
         let mut i = 0;
-        while i < self.running.len() && budget > 0 {
+        while i < self.running.len() && step.budget > 0 {
             let slot = self.running[i];
             let (computed, target) = {
                 let s = self.seq(slot);
                 (s.computed, s.prompt + s.generated)
             };
-            let n = target.saturating_sub(computed).min(budget);
+            let n = target.saturating_sub(computed).min(step.budget);
             if n == 0 {
                 i += 1;
                 continue;
             }
             let need = {
                 let s = self.seq(slot);
-                self.private_units(s, computed + n).saturating_sub(s.units)
+                self.kv
+                    .private_units(&s.blocks, computed + n)
+                    .saturating_sub(s.blocks.units)
             };
             let mut self_preempted = false;
-            while need > self.available() {
+            while need > self.kv.available() {
                 let Some(victim) = self.running.pop() else {
                     break;
                 };
@@ -436,119 +325,104 @@ impl Replica {
             if self_preempted {
                 break;
             }
-            self.allocate(need);
-            let s = self.seq_mut(slot);
-            s.units += need;
-            let req = s.req;
+            self.kv.allocate(need);
+            self.seq_mut(slot).blocks.units += need;
             self.register_upto(slot, computed + n);
-            self.plan.push((slot, req, n));
-            self.model
-                .add(&mut sums, n, computed, computed + n == target);
-            budget -= n;
+            self.plan_tokens(step, slot, computed, n, target);
             i += 1;
         }
-        if !preempted {
-            while budget > 0 && self.running.len() < self.limits.max_num_seqs as usize {
-                if let Some(&slot) = self.ready.front() {
-                    // remote KV arrived: compute the last prompt token only
-                    self.ready.pop_front();
-                    let (computed, target) = {
-                        let s = self.seq(slot);
-                        (s.computed, s.prompt + s.generated)
-                    };
-                    let n = target.saturating_sub(computed).clamp(1, budget);
-                    let s = self.seq_mut(slot);
-                    s.phase = Phase::Running;
-                    let req = s.req;
-                    self.plan.push((slot, req, n));
-                    self.model
-                        .add(&mut sums, n, computed, computed + n == target);
-                    self.running.push(slot);
-                    budget -= n;
-                    continue;
-                }
-                let Some(&slot) = self.waiting.front() else {
-                    break;
-                };
-                let (kind, computed, prompt, target, hashed) = {
-                    let s = self.seq(slot);
-                    (
-                        s.kind,
-                        s.computed,
-                        s.prompt,
-                        s.prompt + s.generated,
-                        !s.hashes.is_empty(),
-                    )
-                };
-                if kind == SeqKind::RemoteDecode && computed == 0 {
-                    // blocks found in the local prefix cache are not transferred
-                    let hits = if hashed {
-                        self.cache_hits(self.seq(slot))
-                    } else {
-                        0
-                    };
-                    let u = self.layout.shared_block_units();
-                    let hit_evictable = self.evictable_hits(slot, hits) * u;
-                    let need = self
-                        .layout
-                        .units(prompt)
-                        .saturating_sub(u64::from(hits) * u);
-                    if need + hit_evictable > self.available() {
-                        break;
-                    }
-                    self.waiting.pop_front();
-                    if hits > 0 {
-                        self.take_hits(slot, hits);
-                    }
-                    self.allocate(need);
-                    let s = self.seq_mut(slot);
-                    s.units = need;
-                    s.phase = Phase::AwaitingKv;
-                    self.awaiting += 1;
-                    kv_starts.push(slot);
-                    continue;
-                }
-                let hits = if hashed && computed == 0 {
-                    self.cache_hits(self.seq(slot))
-                } else {
-                    0
-                };
-                let start = computed.max(hits * self.layout.block_size);
-                let n = target.saturating_sub(start).min(budget);
-                let need = {
-                    let u = self.layout.shared_block_units();
-                    let hit_evictable = self.evictable_hits(slot, hits) * u;
-                    let private = self
-                        .layout
-                        .units(start + n)
-                        .saturating_sub(u64::from(hits) * u);
-                    (private, hit_evictable)
-                };
-                if need.0 + need.1 > self.available() {
-                    break;
-                }
-                self.waiting.pop_front();
-                if hits > 0 {
-                    self.take_hits(slot, hits);
-                }
-                self.allocate(need.0);
-                let s = self.seq_mut(slot);
-                s.units = need.0;
-                s.phase = Phase::Running;
-                let req = s.req;
-                self.register_upto(slot, start + n);
-                self.plan.push((slot, req, n));
-                self.model.add(&mut sums, n, start, start + n == target);
-                self.running.push(slot);
-                budget -= n;
+        preempted
+    }
+
+    /// Admit from `ready` (remote KV arrived) first, then from `waiting`, while budget
+    /// remains, fewer than `max_num_seqs` run and the blocks fit.
+    fn admit(&mut self, step: &mut StepPlan, kv_starts: &mut Vec<u32>) {
+        while step.budget > 0 && self.running.len() < self.limits.max_num_seqs as usize {
+            if let Some(slot) = self.ready.pop_front() {
+                self.admit_ready(step, slot);
+                continue;
+            }
+            let Some(&slot) = self.waiting.front() else {
+                break;
+            };
+            let s = self.seq(slot);
+            let admitted = if s.kind == SeqKind::RemoteDecode && s.computed == 0 {
+                self.admit_remote_decode(slot, kv_starts)
+            } else {
+                self.admit_waiting(step, slot)
+            };
+            if !admitted {
+                break;
             }
         }
-        if self.plan.is_empty() {
-            return 0.0;
+    }
+
+    /// Remote KV arrived: compute the last prompt token only.
+    fn admit_ready(&mut self, step: &mut StepPlan, slot: u32) {
+        let (computed, target) = {
+            let s = self.seq(slot);
+            (s.computed, s.prompt + s.generated)
+        };
+        let n = target.saturating_sub(computed).clamp(1, step.budget);
+        self.seq_mut(slot).phase = Phase::Running;
+        self.plan_tokens(step, slot, computed, n, target);
+        self.running.push(slot);
+    }
+
+    /// A remote-decode sequence gets blocks for its whole prompt (those found in the local
+    /// prefix cache are not transferred) and its transfer starts. False: it does not fit.
+    fn admit_remote_decode(&mut self, slot: u32, kv_starts: &mut Vec<u32>) -> bool {
+        let s = self.seq(slot);
+        let hits = if s.blocks.hashed() {
+            self.kv.cache_hits(&s.blocks, s.prompt)
+        } else {
+            0
+        };
+        let (need, hit_evictable) = self.kv.admission_need(&s.blocks, hits, s.prompt);
+        if need + hit_evictable > self.kv.available() {
+            return false;
         }
-        self.steps += 1;
-        // a planned step always takes some time (its end event must be scheduled)
-        (self.model.step_time(&sums) + f64::from(self.inflight_xfers) * self.c_xfer).max(1e-9)
+        self.waiting.pop_front();
+        if hits > 0 {
+            self.take_hits(slot, hits);
+        }
+        self.kv.allocate(need);
+        let s = self.seq_mut(slot);
+        s.blocks.units = need;
+        s.phase = Phase::AwaitingKv;
+        self.awaiting += 1;
+        kv_starts.push(slot);
+        true
+    }
+
+    /// A waiting sequence (new, or preempted) starts or resumes its prefill, after the
+    /// blocks it finds in the prefix cache. False: it does not fit.
+    fn admit_waiting(&mut self, step: &mut StepPlan, slot: u32) -> bool {
+        let s = self.seq(slot);
+        let (computed, target) = (s.computed, s.prompt + s.generated);
+        let hits = if s.blocks.hashed() && computed == 0 {
+            self.kv.cache_hits(&s.blocks, s.prompt)
+        } else {
+            0
+        };
+        let start = computed.max(hits * self.kv.layout().block_size);
+        let n = target.saturating_sub(start).min(step.budget);
+        let (need, hit_evictable) = self.kv.admission_need(&s.blocks, hits, start + n);
+        if need + hit_evictable > self.kv.available() {
+            return false;
+        }
+        self.waiting.pop_front();
+        if hits > 0 {
+            self.take_hits(slot, hits);
+        }
+        self.kv.allocate(need);
+        let s = self.seq_mut(slot);
+        s.blocks.units = need;
+        s.phase = Phase::Running;
+        self.register_upto(slot, start + n);
+        self.plan_tokens(step, slot, start, n, target);
+        self.running.push(slot);
+        true
     }
 
     /// Apply the planned step; appends one [`StepOut`] per sampled token.
@@ -597,7 +471,8 @@ impl Replica {
     }
 
     fn free_slot(&mut self, slot: u32) {
-        self.free_blocks(slot);
+        let (s, kv) = self.seq_kv(slot);
+        kv.release(&mut s.blocks);
         if let Some(s) = self.slots.get_mut(slot as usize) {
             *s = None;
             self.free_slots.push(slot);
