@@ -165,7 +165,7 @@ run_case() { # run_case NAME FLAGS...
   t=$(date +%s)
   local dir="$WORK/bm/$name"
   # vLLM's metrics reach Prometheus through Ray's metrics agent (not the Serve ingress).
-  if "$RB" -e "realstack_$name" -t concurrency -c 1,2 --itl 128 --otl 16 --num-prompts 4 \
+  if "$RB" -e "realstack_$name" -t concurrency -c 1,2 --itl 128 --otl 64 --num-prompts 4 \
       --vocab-size "$RB_VOCAB" --timeout 300 --result-dir "$dir" \
       --metrics-url "http://127.0.0.1:$METRICS_PORT" --metrics-interval 1 \
       >"$WORK/$name.sweep.out" 2>&1; then
@@ -195,7 +195,7 @@ PYEOF
 
 # Server metrics (issue 15): each point of the sweep above has its series (before / during /
 # after scrapes of vLLM's metrics as Ray exports them, ray_vllm_*), its result the deltas
-# (at least the client's 4 × 128 prompt and 4 × 16 generated tokens: in PD both instances
+# (at least the client's 4 × 128 prompt and 4 × 64 generated tokens: in PD both instances
 # count), and viz plots them.
 server_metrics_case() { # server_metrics_case NAME DIR
   local name="$1" dir="$2"
@@ -212,9 +212,10 @@ for c in (1, 2):
     sm = json.load(open(f"{sys.argv[1]}/conc{c}.json"))["pd_lab"].get("server_metrics", {})
     print(f"conc{c}: {len(rows)} rows, phases {sorted(phases)}, e.g. {sorted(names)[:4]}")
     print(f"conc{c}: server_metrics", json.dumps({k: v for k, v in sm.items() if k != "sources"}))
+    print(f"conc{c}: gauges {sorted(kv + running)}")
     ok = ok and {"before", "after"} <= phases and kv and running
     ok = ok and all(n.startswith(("vllm:", "ray_vllm")) for n in names)
-    ok = ok and sm.get("prompt_tokens", 0) >= 4 * 128 and sm.get("generation_tokens", 0) >= 4 * 16
+    ok = ok and sm.get("prompt_tokens", 0) >= 4 * 128 and sm.get("generation_tokens", 0) >= 4 * 64
     ok = ok and sm["scrapes"]["failed"] == 0 and "kv_cache_usage_max" in sm
     if sys.argv[2] == "pd-pack":
         print(f"conc{c}: nixl", sm.get("nixl"))

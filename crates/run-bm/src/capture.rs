@@ -220,6 +220,14 @@ impl Timed {
     fn generation_tokens(&self) -> Option<f64> {
         counter_total(&self.taken.samples, "generation_tokens")
     }
+
+    /// Whether the scrape holds any of vLLM's metrics (`vllm:*`, Ray's `ray_vllm_*`).
+    fn has_vllm_metrics(&self) -> bool {
+        self.taken
+            .samples
+            .iter()
+            .any(|s| s.name.starts_with("vllm:") || s.name.starts_with("ray_vllm"))
+    }
 }
 
 async fn take(scraper: &Arc<Scraper>, phase: Phase) -> Timed {
@@ -237,15 +245,21 @@ async fn take(scraper: &Arc<Scraper>, phase: Phase) -> Timed {
 
 /// Scrape until the server's `generation_tokens` counter shows at least `tokens` more than
 /// in `since` (an exporter that publishes with a lag, like Ray's metrics agent, has caught
-/// up with what the client received), at most [`SETTLE_LIMIT`]. Without the counter on
-/// either side, the first scrape is taken. The number of extra scrapes is returned too.
+/// up with what the client received), at most [`SETTLE_LIMIT`]. A counter missing from
+/// `since` counts from 0; a counter missing from the scrape is waited for when the scrape
+/// holds other vLLM metrics (the exporter has not published it yet), else the first scrape
+/// is taken (a server without it).
 async fn settled(scraper: &Arc<Scraper>, phase: Phase, since: &Timed, tokens: u64) -> Timed {
     let started = Instant::now();
     loop {
         let t = take(scraper, phase).await;
         let caught_up = match (since.generation_tokens(), t.generation_tokens()) {
             (Some(a), Some(b)) => b - a + 0.5 >= tokens as f64,
-            _ => true,
+            // The counter appeared during the run: it counts from 0.
+            (None, Some(b)) => b + 0.5 >= tokens as f64,
+            // A vLLM exporter that has not published the counter yet (Ray's metrics agent
+            // before its first report of this engine): wait for it, as for a lag.
+            (_, None) => tokens == 0 || !t.has_vllm_metrics(),
         };
         if caught_up || !t.taken.errors.is_empty() {
             return t;
@@ -319,12 +333,11 @@ impl PointCapture {
                     _ = &mut rx => return,
                 }
                 next += s.interval;
-                // A scrape still running when the run ends is dropped: it must not delay
-                // the point (its blocking request finishes on its own, bounded).
-                let t = tokio::select! {
-                    t = take(&s, Phase::During) => t,
-                    _ = &mut rx => return,
-                };
+                // A scrape started while the run was going is kept even when the run ends
+                // before it completes (a large page, e.g. a Ray metrics agent's, parsed in a
+                // debug build can take longer than a short point): the measurement is over
+                // by then, and the scrape is bounded by its timeout.
+                let t = take(&s, Phase::During).await;
                 if let Ok(mut v) = store.lock() {
                     v.push(t);
                 }
@@ -342,7 +355,8 @@ impl PointCapture {
         }
     }
 
-    /// Stop the background scrapes (call as soon as the run ended).
+    /// Stop the background scrapes (call as soon as the run ended); a scrape in flight is
+    /// completed first (at most one scrape timeout).
     pub async fn stop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());

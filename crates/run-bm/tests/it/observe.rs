@@ -319,6 +319,53 @@ async fn a_lagging_exporter_is_waited_for() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_an_exporter_has_not_published_yet_are_waited_for() {
+    // Like Ray's metrics agent before its first report of a new engine: only vLLM's info
+    // metric, then (1.5 s after the first request, longer than the point) the counters.
+    const DELAY: Duration = Duration::from_millis(1500);
+    let first: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let f2 = first.clone();
+    let srv = server(
+        Some(Arc::new(move |s: &ServerStats| {
+            let mut f = f2.lock().unwrap();
+            if f.is_none() && s.requests.load(Ordering::SeqCst) > 0 {
+                *f = Some(Instant::now());
+            }
+            let body = match *f {
+                Some(t) if t.elapsed() >= DELAY => vllm_page(s),
+                _ => "# TYPE vllm:cache_config_info gauge\n\
+                      vllm:cache_config_info{block_size=\"16\"} 1\n"
+                    .to_string(),
+            };
+            Reply::Status { status: 200, body }
+        })),
+        false,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = format!("{}/metrics", srv.url());
+    let (code, out, err) = run(
+        dir.path(),
+        args(&srv.url(), &["-c", "2", "--metrics-url", &metrics]),
+    )
+    .await;
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let r = BenchResult::read(&rdir(dir.path()).join("conc2.json")).unwrap();
+    assert!(
+        r.duration < DELAY.as_secs_f64(),
+        "the point outlasted the delay"
+    );
+    let sm = &r.pd_lab.as_ref().unwrap().other["server_metrics"];
+    // The counters appeared after the point: they count from 0, and cover its requests.
+    let n = r.completed;
+    assert!(
+        sm["generation_tokens"].as_u64().unwrap_or(0) >= n * OTL,
+        "{sm}"
+    );
+    assert!(sm["prompt_tokens"].as_u64().unwrap_or(0) >= n * ITL, "{sm}");
+}
+
 /// Student t, 0.975 quantile, 2 degrees of freedom.
 const T_975_2: f64 = 4.302_652_729_911_275;
 
