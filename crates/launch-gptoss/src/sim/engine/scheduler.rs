@@ -357,6 +357,23 @@ impl Replica {
         }
     }
 
+    /// Take the first waiting sequence `slot` off the queue with the KV blocks it needs for
+    /// its first `tokens` tokens, after the `hits` blocks it finds in the prefix cache.
+    /// False (nothing changed): they do not fit.
+    fn reserve_blocks(&mut self, slot: u32, hits: u32, tokens: u32) -> bool {
+        let (need, hit_evictable) = self.kv.admission_need(&self.seq(slot).blocks, hits, tokens);
+        if need + hit_evictable > self.kv.available() {
+            return false;
+        }
+        self.waiting.pop_front();
+        if hits > 0 {
+            self.take_hits(slot, hits);
+        }
+        self.kv.allocate(need);
+        self.seq_mut(slot).blocks.units = need;
+        true
+    }
+
     /// Remote KV arrived: compute the last prompt token only.
     fn admit_ready(&mut self, step: &mut StepPlan, slot: u32) {
         let (computed, target) = {
@@ -378,18 +395,11 @@ impl Replica {
         } else {
             0
         };
-        let (need, hit_evictable) = self.kv.admission_need(&s.blocks, hits, s.prompt);
-        if need + hit_evictable > self.kv.available() {
+        let prompt = s.prompt;
+        if !self.reserve_blocks(slot, hits, prompt) {
             return false;
         }
-        self.waiting.pop_front();
-        if hits > 0 {
-            self.take_hits(slot, hits);
-        }
-        self.kv.allocate(need);
-        let s = self.seq_mut(slot);
-        s.blocks.units = need;
-        s.phase = Phase::AwaitingKv;
+        self.seq_mut(slot).phase = Phase::AwaitingKv;
         self.awaiting += 1;
         kv_starts.push(slot);
         true
@@ -407,18 +417,10 @@ impl Replica {
         };
         let start = computed.max(hits * self.kv.layout().block_size);
         let n = target.saturating_sub(start).min(step.budget);
-        let (need, hit_evictable) = self.kv.admission_need(&s.blocks, hits, start + n);
-        if need + hit_evictable > self.kv.available() {
+        if !self.reserve_blocks(slot, hits, start + n) {
             return false;
         }
-        self.waiting.pop_front();
-        if hits > 0 {
-            self.take_hits(slot, hits);
-        }
-        self.kv.allocate(need);
-        let s = self.seq_mut(slot);
-        s.blocks.units = need;
-        s.phase = Phase::Running;
+        self.seq_mut(slot).phase = Phase::Running;
         self.register_upto(slot, start + n);
         self.plan_tokens(step, slot, start, n, target);
         self.running.push(slot);
