@@ -388,6 +388,15 @@ async fn handle(
                     body,
                 ),
                 Some(Reply::Hang) => std::future::pending().await,
+                // A slow page: the frames' delays, then their bytes as one 200 body.
+                Some(Reply::Frames { frames, .. }) => {
+                    let mut body = Vec::new();
+                    for (delay, bytes) in frames {
+                        tokio::time::sleep(delay).await;
+                        body.extend_from_slice(&bytes);
+                    }
+                    fixed(StatusCode::OK, String::from_utf8_lossy(&body).into_owned())
+                }
                 _ => fixed(StatusCode::INTERNAL_SERVER_ERROR, String::new()),
             });
         }

@@ -366,6 +366,55 @@ async fn counters_an_exporter_has_not_published_yet_are_waited_for() {
     assert!(sm["prompt_tokens"].as_u64().unwrap_or(0) >= n * ITL, "{sm}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_in_flight_when_a_short_point_ends_is_kept() {
+    // After the probe and the `before` scrape, every page takes 1.5 s to arrive (a large
+    // exporter page, a slow agent); the point is over well before the first during-scrape
+    // (started 0.1 s in) completes.
+    let calls = Arc::new(Mutex::new(0u32));
+    let c2 = calls.clone();
+    let srv = server(
+        Some(Arc::new(move |s: &ServerStats| {
+            let mut n = c2.lock().unwrap();
+            *n += 1;
+            if *n <= 2 {
+                Reply::Status {
+                    status: 200,
+                    body: vllm_page(s),
+                }
+            } else {
+                Reply::Frames {
+                    frames: vec![(Duration::from_millis(1500), vllm_page(s).into())],
+                    then_break: false,
+                }
+            }
+        })),
+        false,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        args(&srv.url(), &["-c", "2", "--metrics-interval", "0.2"]),
+    )
+    .await;
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let r = BenchResult::read(&rdir(dir.path()).join("conc2.json")).unwrap();
+    assert!(
+        r.duration < 1.5,
+        "the point outlasted the page delay: {}",
+        r.duration
+    );
+    let sm = &r.pd_lab.as_ref().unwrap().other["server_metrics"];
+    assert_eq!(sm["scrapes"]["during"], 1, "{sm}");
+    assert_eq!(sm["scrapes"]["failed"], 0, "{sm}");
+    let rows = read_metrics_csv(&rdir(dir.path()).join("conc2.metrics.csv")).unwrap();
+    assert!(
+        rows.iter().any(|r| r.phase == Phase::During),
+        "no during row"
+    );
+}
+
 /// Student t, 0.975 quantile, 2 degrees of freedom.
 const T_975_2: f64 = 4.302_652_729_911_275;
 
