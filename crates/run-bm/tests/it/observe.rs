@@ -58,6 +58,24 @@ async fn server(metrics: Option<MetricsScript>, keep_bodies: bool) -> FakeServer
         .unwrap()
 }
 
+/// The vLLM page for the first two scrapes (run-bm's probe and the `before` scrape), then
+/// `then` for every later one.
+fn after_two_pages(then: impl Fn(&ServerStats) -> Reply + Send + Sync + 'static) -> MetricsScript {
+    let calls = Mutex::new(0u32);
+    Arc::new(move |s: &ServerStats| {
+        let mut n = calls.lock().unwrap();
+        *n += 1;
+        if *n <= 2 {
+            Reply::Status {
+                status: 200,
+                body: vllm_page(s),
+            }
+        } else {
+            then(s)
+        }
+    })
+}
+
 fn page_script() -> MetricsScript {
     Arc::new(|s: &ServerStats| Reply::Status {
         status: 200,
@@ -226,24 +244,7 @@ async fn an_explicit_metrics_url_must_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_metrics_page_never_stalls_the_measurement() {
     // The probe and the `before` scrape answer; then the page hangs.
-    let calls = Arc::new(Mutex::new(0u32));
-    let c2 = calls.clone();
-    let srv = server(
-        Some(Arc::new(move |s: &ServerStats| {
-            let mut n = c2.lock().unwrap();
-            *n += 1;
-            if *n <= 2 {
-                Reply::Status {
-                    status: 200,
-                    body: vllm_page(s),
-                }
-            } else {
-                Reply::Hang
-            }
-        })),
-        false,
-    )
-    .await;
+    let srv = server(Some(after_two_pages(|_| Reply::Hang)), false).await;
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let (code, out, err) = run(
@@ -371,23 +372,10 @@ async fn a_scrape_in_flight_when_a_short_point_ends_is_kept() {
     // After the probe and the `before` scrape, every page takes 1.5 s to arrive (a large
     // exporter page, a slow agent); the point is over well before the first during-scrape
     // (started 0.1 s in) completes.
-    let calls = Arc::new(Mutex::new(0u32));
-    let c2 = calls.clone();
     let srv = server(
-        Some(Arc::new(move |s: &ServerStats| {
-            let mut n = c2.lock().unwrap();
-            *n += 1;
-            if *n <= 2 {
-                Reply::Status {
-                    status: 200,
-                    body: vllm_page(s),
-                }
-            } else {
-                Reply::Frames {
-                    frames: vec![(Duration::from_millis(1500), vllm_page(s).into())],
-                    then_break: false,
-                }
-            }
+        Some(after_two_pages(|s| Reply::Frames {
+            frames: vec![(Duration::from_millis(1500), vllm_page(s).into())],
+            then_break: false,
         })),
         false,
     )
