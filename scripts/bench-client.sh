@@ -5,12 +5,15 @@
 # script by more than 0.1 %), at rising concurrency. Prints one table: output tok/s, TPOT /
 # TTFT / ITL error (client − what the server did), client CPU µs per streamed token (from the
 # client's first request to its exit), peak RSS, failed requests, and the vLLM ÷ run-bm
-# ratios. Results and the machine state they were measured in: docs/BENCHMARKS.md.
+# ratios. A third client, `floor` (examples/floor_client.rs: one thread, epoll_wait + recv and
+# nothing else), receives the same streams to show what the kernel alone costs per token on
+# this machine; the `floor×` line is run-bm's CPU per token over it. Results and the machine
+# state they were measured in: docs/BENCHMARKS.md.
 #
 #   scripts/bench-client.sh [--quick] [--concurrency LIST] [--repeat N]
 #                           [--prompts-per-stream N] [--input-len N] [--output-len N]
 #                           [--ttft-ms MS] [--interval-ms MS] [--server-threads N]
-#                           [--no-vllm] [--markdown FILE]
+#                           [--client-threads N] [--no-vllm] [--no-floor] [--markdown FILE]
 #
 #   --quick        one point (C = 128, one request per stream, 100 tokens): ~1 minute, most
 #                  of it vLLM's start-up
@@ -18,6 +21,8 @@
 #                  TTFT 20 ms, 10 ms per token; 2 repeats (ranges); ~15 minutes
 #   --no-vllm      run-bm only (e.g. the memory point: --concurrency 10000
 #                  --prompts-per-stream 1 --output-len 1000 --interval-ms 100)
+#   --no-floor     without the floor client
+#   --client-threads N   passed to run-bm (default: run-bm's, one thread per core)
 #
 # vLLM comes from the cached venv ${PD_LAB_CACHE:-~/.cache/pd-lab}/venv-real-stack, created
 # when missing exactly as scripts/test-real-stack.sh does (scripts/lib.sh,
@@ -41,6 +46,8 @@ ttft_ms=20
 interval_ms=10
 server_threads=1
 vllm=1
+floor=1
+client_threads=""
 markdown=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -54,6 +61,8 @@ while [ $# -gt 0 ]; do
     --interval-ms) interval_ms="$2"; shift 2 ;;
     --server-threads) server_threads="$2"; shift 2 ;;
     --no-vllm) vllm=0; shift ;;
+    --no-floor) floor=0; shift ;;
+    --client-threads) client_threads="$2"; shift 2 ;;
     --markdown) markdown="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-client.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
@@ -65,7 +74,7 @@ trap '[ "${KEEP_WORK:-0}" = 1 ] && echo "work directory kept: $WORK" || rm -rf "
 
 echo "==> building run-bm, pd-fast-openai and the driver (release)"
 cargo build --release --locked --quiet -p run-bm -p pd-testkit \
-  --bin run-bm --bin pd-fast-openai --example bench_client
+  --bin run-bm --bin pd-fast-openai --example bench_client --example floor_client
 T="${CARGO_TARGET_DIR:-target}/release"
 
 vllm_args=(--vllm none)
@@ -93,10 +102,13 @@ PYEOF
 fi
 
 echo "==> $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(uname -sr)"
+floor_args=(--floor none)
+[ "$floor" = 1 ] && floor_args=(--floor "$T/examples/floor_client")
+[ -n "$client_threads" ] && floor_args+=(--client-threads "$client_threads")
 md_args=()
 [ -n "$markdown" ] && md_args=(--markdown "$markdown")
 "$T/examples/bench_client" --run-bm "$T/run-bm" --server-bin "$T/pd-fast-openai" \
-  "${vllm_args[@]}" --concurrency "$conc" --repeat "$repeat" --prompts-per-stream "$per_stream" \
+  "${vllm_args[@]}" "${floor_args[@]}" --concurrency "$conc" --repeat "$repeat" --prompts-per-stream "$per_stream" \
   --input-len "$input_len" --output-len "$output_len" --ttft-ms "$ttft_ms" \
   --interval-ms "$interval_ms" --server-threads "$server_threads" --work "$WORK/runs" \
   "${md_args[@]}"

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! bench_client --run-bm PATH --server-bin PATH [--vllm PATH --tokenizer DIR]
-//!              [--concurrency 64,256,1024] [--prompts-per-stream 3] [--repeat 1]
+//!              [--floor PATH] [--client-threads N] [--concurrency 64,256,1024] [--prompts-per-stream 3] [--repeat 1]
 //!              [--input-len 64] [--output-len 200] [--ttft-ms 20] [--interval-ms 10]
 //!              [--server-threads N] [--work DIR] [--markdown FILE]
 //! ```
@@ -16,6 +16,11 @@
 //! exits its CPU time comes from `wait4`. The errors are the client's figures minus what the
 //! server actually did (`GET /stats`): TTFT (mean), TPOT (mean), ITL (median). A row whose
 //! server missed its own script by more than 0.1 % (TPOT) is marked.
+//!
+//! `--floor PATH` adds the `floor` client (`examples/floor_client.rs`, one thread): the
+//! same streams received with nothing but `epoll_wait` + `recv` — what the kernel costs per
+//! token on this machine, the bound under any client that reads each token as it arrives.
+//! It measures no latency (its error columns are empty).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -29,6 +34,8 @@ struct Args {
     server_bin: PathBuf,
     vllm: Option<PathBuf>,
     tokenizer: Option<PathBuf>,
+    floor: Option<PathBuf>,
+    client_threads: Option<u64>,
     concurrency: Vec<u64>,
     per_stream: u64,
     repeat: u32,
@@ -47,6 +54,8 @@ fn parse_args() -> Result<Args, String> {
         server_bin: PathBuf::new(),
         vllm: None,
         tokenizer: None,
+        floor: None,
+        client_threads: None,
         concurrency: vec![64, 256, 1024],
         per_stream: 3,
         repeat: 1,
@@ -71,6 +80,8 @@ fn parse_args() -> Result<Args, String> {
             "--server-bin" => a.server_bin = v.into(),
             "--vllm" => a.vllm = (v != "none").then(|| v.into()),
             "--tokenizer" => a.tokenizer = Some(v.into()),
+            "--floor" => a.floor = (v != "none").then(|| v.into()),
+            "--client-threads" => a.client_threads = Some(num(&v)? as u64),
             "--concurrency" => {
                 a.concurrency = v
                     .split(',')
@@ -297,6 +308,24 @@ fn one(a: &Args, addr: &str, client: &'static str, c: u64, rep: u32) -> Run {
                 "result.json",
                 "--no-progress",
             ]);
+            if let Some(t) = a.client_threads {
+                cmd.args(["--client-threads", &t.to_string()]);
+            }
+            (cmd, dir.join("result.json"))
+        }
+        "floor" => {
+            let Some(floor) = &a.floor else {
+                run.note = "no floor client".into();
+                return run;
+            };
+            let mut cmd = Command::new(floor);
+            cmd.arg(addr)
+                .arg(c.to_string())
+                .arg(&n)
+                .arg(a.input_len.to_string())
+                .arg(a.output_len.to_string())
+                .arg("1")
+                .arg(dir.join("result.json"));
             (cmd, dir.join("result.json"))
         }
         _ => {
@@ -405,14 +434,27 @@ fn header() -> String {
 }
 
 fn row(r: &Run) -> String {
-    let pct = |x: f64| format!("{:+.2} %", x * 100.0);
+    let pct = |x: f64| {
+        if x.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{:+.2} %", x * 100.0)
+        }
+    };
+    let ms = |x: f64| {
+        if x.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{x:+.1} ms")
+        }
+    };
     format!(
         "| {:>6} | {:<6} | {:>9.0} | {:>9} | {:>10} | {:>9} | {:>10.2} | {:>8.1} | {:>7} | {:>6} | {:>13} | {:>11} |",
         r.concurrency,
         r.client,
         r.tok_s,
         pct(r.tpot_err_rel),
-        format!("{:+.1} ms", r.ttft_err_ms),
+        ms(r.ttft_err_ms),
         pct(r.itl_err_rel),
         r.us_per_tok,
         r.rss_mb,
@@ -464,11 +506,13 @@ fn main() {
         format!("|{}|", ["---:", ":---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", ":---:", ":---", ":---"].join("|")),
     ];
     println!("{}", lines.join("\n"));
-    let clients: Vec<&'static str> = if a.vllm.is_some() {
-        vec!["run-bm", "vllm"]
-    } else {
-        vec!["run-bm"]
-    };
+    let mut clients: Vec<&'static str> = vec!["run-bm"];
+    if a.vllm.is_some() {
+        clients.push("vllm");
+    }
+    if a.floor.is_some() {
+        clients.push("floor");
+    }
     let mut all: Vec<Run> = Vec::new();
     for &c in &a.concurrency {
         for rep in 0..a.repeat {
@@ -485,20 +529,28 @@ fn main() {
                 all.push(r);
             }
         }
-        if clients.len() == 2 {
-            let mean = |name: &str, f: &dyn Fn(&Run) -> f64| {
-                let v: Vec<f64> = all
-                    .iter()
-                    .filter(|r| r.concurrency == c && r.client == name && r.ok)
-                    .map(f)
-                    .collect();
-                v.iter().sum::<f64>() / v.len().max(1) as f64
-            };
+        let mean = |name: &str, f: &dyn Fn(&Run) -> f64| {
+            let v: Vec<f64> = all
+                .iter()
+                .filter(|r| r.concurrency == c && r.client == name && r.ok)
+                .map(f)
+                .collect();
+            v.iter().sum::<f64>() / v.len().max(1) as f64
+        };
+        if clients.contains(&"vllm") {
             let line = format!(
                 "| {c:>6} | ratio  | {:>8.2}× | | | | {:>9.2}× | {:>7.2}× | | | | vllm ÷ run-bm (CPU, RSS); run-bm ÷ vllm (tok/s) |",
                 mean("run-bm", &|r| r.tok_s) / mean("vllm", &|r| r.tok_s),
                 mean("vllm", &|r| r.us_per_tok) / mean("run-bm", &|r| r.us_per_tok),
                 mean("vllm", &|r| r.rss_mb) / mean("run-bm", &|r| r.rss_mb),
+            );
+            println!("{line}");
+            lines.push(line);
+        }
+        if clients.contains(&"floor") {
+            let line = format!(
+                "| {c:>6} | floor× | | | | | {:>9.2}× | | | | | run-bm ÷ floor (CPU per token) |",
+                mean("run-bm", &|r| r.us_per_tok) / mean("floor", &|r| r.us_per_tok),
             );
             println!("{line}");
             lines.push(line);

@@ -421,6 +421,13 @@ pub struct Cli {
     #[arg(long, overrides_with = "prewarm")]
     pub no_prewarm: bool,
 
+    /// Threads that send the requests and read the streams [default: one per CPU core].
+    /// With the server on the same machine, 1 leaves it more CPU and costs the least CPU
+    /// per token; more raise the client's ceiling in tokens/s. `pd_lab.self_check` records
+    /// the count and warns when the client saturated.
+    #[arg(long, value_parser = positive_u32)]
+    pub client_threads: Option<u32>,
+
     /// Skip points already done (their result file exists, is complete and has a
     /// successful request); interrupted or entirely failed points are run again.
     #[arg(long, conflicts_with = "overwrite")]

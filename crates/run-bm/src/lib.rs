@@ -135,7 +135,11 @@ pub fn run(cli: cli::Cli, argv: Vec<String>) -> anyhow::Result<i32> {
     } else {
         Some(resultdir::inspect(&cfg)?)
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = cli.client_threads {
+        builder.worker_threads(n as usize);
+    }
+    let rt = builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

@@ -157,6 +157,11 @@ async fn concurrency_sweep_writes_vllm_compatible_files() {
     assert_eq!(conns["prewarm"], true, "{conns}");
     assert_eq!(conns["prewarmed"], 2, "{conns}");
     assert_eq!(conns["opened_during_point"], 0, "{conns}");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(
+        extra.other["self_check"]["client_threads"], cores,
+        "one client thread per core by default"
+    );
     assert!(extra.other["self_check"]["loop_lag_p99_ms"]
         .as_f64()
         .is_some());
@@ -220,6 +225,8 @@ async fn rate_point_and_result_file_options() {
         "text",
         "--warmup",
         "2",
+        "--client-threads",
+        "1",
     ]);
     let (code, out, err) = run_to_end(dir.path(), args).await;
     assert_eq!(code, 0, "{out}\n{err}");
@@ -264,6 +271,10 @@ async fn rate_point_and_result_file_options() {
         "open loop: no prewarm"
     );
     assert!(extra.other["self_check"]["client_cpu_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        extra.other["self_check"]["client_threads"], 1,
+        "--client-threads 1"
+    );
     assert!(extra.other["self_check"]["client_saturated"].is_boolean());
     assert!(dir.path().join("out/run=0.requests.csv").exists());
     assert_eq!(
