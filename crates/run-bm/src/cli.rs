@@ -175,6 +175,19 @@ fn positive_u32(s: &str) -> Result<u32, String> {
     }
 }
 
+/// Most `--client-threads` accepted: each thread is a full event loop with its own stack,
+/// and a few hundred thousand of them exhaust memory before they start.
+pub const MAX_CLIENT_THREADS: u32 = 256;
+
+fn client_threads(s: &str) -> Result<u32, String> {
+    match positive_u32(s)? {
+        n if n > MAX_CLIENT_THREADS => Err(format!(
+            "{n} threads cannot all be busy reading streams; at most {MAX_CLIENT_THREADS}"
+        )),
+        n => Ok(n),
+    }
+}
+
 fn positive_u64(s: &str) -> Result<u64, String> {
     match s.trim().parse::<u64>() {
         Ok(0) => Err("must be at least 1".into()),
@@ -425,7 +438,7 @@ pub struct Cli {
     /// With the server on the same machine, 1 leaves it more CPU and costs the least CPU
     /// per token; more raise the client's ceiling in tokens/s. `pd_lab.self_check` records
     /// the count and warns when the client saturated.
-    #[arg(long, value_parser = positive_u32)]
+    #[arg(long, value_parser = client_threads)]
     pub client_threads: Option<u32>,
 
     /// Skip points already done (their result file exists, is complete and has a
@@ -756,6 +769,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.concurrency.unwrap().0, vec![16]);
         assert_eq!(c.goodput, vec!["ttft:1", "tpot:2"]);
+        let c = Cli::try_parse_from(["run-bm", "--client-threads", "256"]).unwrap();
+        assert_eq!(c.client_threads, Some(MAX_CLIENT_THREADS));
         for bad in [
             vec!["run-bm", "-c", "0"],
             vec!["run-bm", "-c", "abc"],
@@ -763,6 +778,8 @@ mod tests {
             vec!["run-bm", "--mode", "decode"],
             vec!["run-bm", "--goodput", "foo:1"],
             vec!["run-bm", "-r", "0"],
+            vec!["run-bm", "--client-threads", "0"],
+            vec!["run-bm", "--client-threads", "257"],
         ] {
             let e = Cli::try_parse_from(&bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad:?}");

@@ -167,7 +167,11 @@ pub fn run(cli: cli::Cli, argv: Vec<String>) -> anyhow::Result<i32> {
             }
         }
         // Where the server's metrics come from (refused when --metrics-url does not answer).
-        let scraper = tokio::task::block_in_place(|| capture::resolve(&cfg)).map_err(Refused)?;
+        let for_scraper = cfg.clone();
+        let scraper = tokio::task::spawn_blocking(move || capture::resolve(&for_scraper))
+            .await
+            .context("the server-metrics check did not finish")?
+            .map_err(Refused)?;
         let outcome = sweep::run_sweep(&cfg, &cancel, dir, scraper).await?;
         Ok(exit_code(&outcome, cancel.signal()))
     })
