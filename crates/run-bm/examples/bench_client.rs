@@ -5,9 +5,10 @@
 //!
 //! ```text
 //! bench_client --run-bm PATH --server-bin PATH [--vllm PATH --tokenizer DIR]
-//!              [--floor PATH] [--client-threads N] [--concurrency 64,256,1024] [--prompts-per-stream 3] [--repeat 1]
-//!              [--input-len 64] [--output-len 200] [--ttft-ms 20] [--interval-ms 10]
-//!              [--server-threads N] [--work DIR] [--markdown FILE]
+//!              [--floor PATH] [--client-threads N] [--concurrency 64,256,1024]
+//!              [--prompts-per-stream 3] [--repeat 1] [--input-len 64] [--output-len 200]
+//!              [--ttft-ms 20] [--interval-ms 10] [--server-threads N] [--work DIR]
+//!              [--markdown FILE]
 //! ```
 //!
 //! Per run: the server's window is reset, the client is spawned, its CPU time is read from
