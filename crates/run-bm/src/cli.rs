@@ -434,10 +434,11 @@ pub struct Cli {
     #[arg(long, overrides_with = "prewarm")]
     pub no_prewarm: bool,
 
-    /// Threads that send the requests and read the streams [default: one per CPU core].
-    /// With the server on the same machine, 1 leaves it more CPU and costs the least CPU
-    /// per token; more raise the client's ceiling in tokens/s. `pd_lab.self_check` records
-    /// the count and warns when the client saturated.
+    /// Threads of the async runtime that send the requests and read the response heads
+    /// (and TLS streams) [default: one per CPU core]; the bodies of plain-HTTP streams are
+    /// read by one more thread of their own. With the server on the same machine, 1 leaves
+    /// it more CPU. `pd_lab.self_check` records the count and warns when the client
+    /// saturated.
     #[arg(long, value_parser = client_threads)]
     pub client_threads: Option<u32>,
 

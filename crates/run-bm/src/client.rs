@@ -19,8 +19,8 @@ use crate::tls::{client_config, TlsOptions};
 
 use crate::cancel::{Cancel, Level};
 use crate::chunk::{error_message, StreamError, StreamRecorder};
-use crate::h1;
 use crate::sse::SseParser;
+use crate::{h1, reactor};
 use pd_common::bench::{Failure, FailureKind};
 use pd_common::diag::error_chain;
 
@@ -112,6 +112,9 @@ pub struct HttpClient {
     stream_headers: Arc<Vec<(String, Vec<u8>)>>,
     /// A `--header x-request-id=…`, used when the request's own id is not a valid value.
     user_request_id: Option<Vec<u8>>,
+    /// The thread that reads streamed bodies of plain connections (started with the first
+    /// stream; `None` inside when it could not start: tokio reads them then).
+    reactor: Arc<std::sync::OnceLock<Option<reactor::Reactor>>>,
 }
 
 /// Limits of one streamed request besides the stall timeout.
@@ -265,7 +268,31 @@ impl HttpClient {
             completions_path,
             stream_headers: Arc::new(stream_headers),
             user_request_id,
+            reactor: Arc::default(),
         })
+    }
+
+    /// The stream-reading thread, started on first use.
+    fn reactor(&self) -> Option<&reactor::Reactor> {
+        self.reactor
+            .get_or_init(|| match reactor::Reactor::start() {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!("cannot start the stream-reading thread ({e}); streams are read by the async runtime");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    /// How long the stream-reading thread took per batch of ready sockets since the last
+    /// call (the longest per 10 ms window while streams were open), µs.
+    pub fn take_stream_lag(&self) -> Vec<u32> {
+        self.reactor
+            .get()
+            .and_then(Option::as_ref)
+            .map(reactor::Reactor::take_lag)
+            .unwrap_or_default()
     }
 
     /// Fail a streaming request when no byte of its body arrives for `stall` (after the
@@ -501,17 +528,22 @@ impl HttpClient {
             };
             return Err(RequestError::new(FailureKind::Http, code, msg));
         }
-        let mut parser = SseParser::new();
-        let watch = h1::Watch {
+        let placeholder = StreamRecorder::new(rec.st, 0, false);
+        let sink = reactor::Sink {
+            parser: SseParser::new(),
+            rec: std::mem::replace(rec, placeholder),
+        };
+        let limits = reactor::Limits {
             deadline,
             stall: self.stall_timeout,
-            cancel: limits.cancel,
+            cancel: limits.cancel.cloned(),
         };
-        let streamed = exchange
-            .stream(watch, &mut |data, t| {
-                parser.feed(data, |p| rec.on_payload(p, t))
-            })
-            .await;
+        let (streamed, sink) = reactor::stream_body(self.reactor(), exchange, sink, limits).await;
+        let reactor::Sink {
+            mut parser,
+            rec: back,
+        } = sink;
+        *rec = back;
         if let Err(e) = streamed {
             return Err(match e {
                 h1::ReadError::Consumer(e) => RequestError::stream(e),

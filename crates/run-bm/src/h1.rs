@@ -538,7 +538,7 @@ impl Chunked {
 
 /// The body decoder of one response.
 #[derive(Debug)]
-struct Body {
+pub(crate) struct Body {
     framing: Framing,
     chunked: Chunked,
     /// Bytes left of a `Length` body.
@@ -561,7 +561,7 @@ impl Body {
     }
 
     /// Feed bytes read; returns the bytes that are past the end of the body.
-    fn feed<E>(
+    pub(crate) fn feed<E>(
         &mut self,
         input: &[u8],
         on_data: &mut dyn FnMut(&[u8]) -> Result<(), E>,
@@ -589,8 +589,13 @@ impl Body {
         }
     }
 
+    /// The body is complete.
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+
     /// The connection ended: is the body complete?
-    fn at_eof(&mut self) -> bool {
+    pub(crate) fn at_eof(&mut self) -> bool {
         if self.framing == Framing::Close {
             self.done = true;
         }
@@ -692,6 +697,73 @@ async fn read_into(io: &mut Io, buf: &mut Vec<u8>) -> io::Result<usize> {
     use tokio::io::AsyncReadExt;
     buf.reserve(4096);
     io.read_buf(buf).await
+}
+
+/// A plain-TCP response body handed to another reader ([`crate::reactor`]): the socket
+/// (non-blocking, out of tokio's reactor), the body decoder with the bytes read past the
+/// head already fed, and what is needed to pool the connection again.
+pub(crate) struct Detached {
+    pub sock: std::net::TcpStream,
+    pub body: Body,
+    /// Bytes past the end of the body seen so far (the connection cannot be reused).
+    pub trailing: usize,
+    pub keep_alive: bool,
+    pub served: u64,
+}
+
+impl<'p> Exchange<'p> {
+    /// The pool the connection came from.
+    pub(crate) fn pool(&self) -> &'p Pool {
+        self.pool
+    }
+
+    /// Take a plain connection out of tokio to stream its body elsewhere: the bytes read
+    /// with the head go to `on_data` first (time `t`). `Ok(None)` when this is a TLS
+    /// connection (it stays here: use [`Exchange::stream`]).
+    pub(crate) fn detach_plain<E>(
+        &mut self,
+        t: Instant,
+        on_data: &mut OnData<'_, E>,
+    ) -> Result<Option<Detached>, ReadError<E>> {
+        if !matches!(self.conn.as_ref().map(|c| &c.io), Some(Io::Plain(_))) {
+            return Ok(None);
+        }
+        let mut body = Body::new(self.head.framing);
+        let rest = std::mem::take(&mut self.head_rest);
+        let trailing = if rest.is_empty() {
+            0
+        } else {
+            body.feed(&rest, &mut |d| on_data(d, t))?
+        };
+        let Some(Conn {
+            io: Io::Plain(tcp),
+            served,
+        }) = self.conn.take()
+        else {
+            return Ok(None);
+        };
+        let sock = tcp.into_std().map_err(ReadError::Io)?;
+        Ok(Some(Detached {
+            sock,
+            body,
+            trailing,
+            keep_alive: self.head.keep_alive,
+            served,
+        }))
+    }
+}
+
+impl Pool {
+    /// Give back a plain connection whose body another reader completed (call from
+    /// within the runtime).
+    pub(crate) fn put_plain(&self, sock: std::net::TcpStream, served: u64) {
+        if let Ok(tcp) = TcpStream::from_std(sock) {
+            self.put(Conn {
+                io: Io::Plain(tcp),
+                served,
+            });
+        }
+    }
 }
 
 impl Exchange<'_> {

@@ -39,6 +39,7 @@ pub mod preflight;
 pub mod probe;
 pub mod progress;
 pub mod prompt;
+pub mod reactor;
 pub mod request;
 pub mod resultdir;
 pub mod runner;

@@ -21,8 +21,8 @@ pub const MAX_PROMPTS: u64 = 10_000_000;
 /// Largest `--timeout` / `--stall-timeout` / `--grace` / `--ready-check-timeout-sec`,
 /// seconds (30 days).
 pub const MAX_SECONDS: f64 = 30.0 * 86_400.0;
-/// Descriptors needed besides the request sockets: stdio, the async runtime, the
-/// result files, the reserve.
+/// Descriptors needed besides the request sockets: stdio, the async runtime and the
+/// stream-reading thread (an epoll set and an eventfd each), the result files, the reserve.
 pub const FD_HEADROOM: u64 = 64;
 /// Descriptors held in reserve during a point for writing its files.
 pub const FD_RESERVE: usize = 16;

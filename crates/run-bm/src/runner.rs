@@ -179,6 +179,8 @@ pub async fn run_point(
         counters.stale.load(Ordering::Relaxed),
     );
     let (probe, probe_task) = LoopProbe::start();
+    // The stream-reading thread's batch times belong to the point they were taken in.
+    settings.client.take_stream_lag();
     let cpu0 = process_cpu_s();
     let t0 = Instant::now();
     // Requests take concurrency slots strictly in dispatch order (FIFO, as vLLM's asyncio
@@ -256,6 +258,10 @@ pub async fn run_point(
     let duration = t0.elapsed().as_secs_f64();
     let cpu_s = process_cpu_s() - cpu0;
     probe_task.abort();
+    // Both are ready-to-handle delays sampled per 10 ms: the async runtime's (sending,
+    // response heads, TLS streams) and the stream-reading thread's.
+    let mut lag = probe.samples();
+    lag.extend(settings.client.take_stream_lag());
     start.opened = counters.opened.load(Ordering::Relaxed) - opened0;
     start.reused = counters.reused.load(Ordering::Relaxed) - reused0;
     start.stale = counters.stale.load(Ordering::Relaxed) - stale0;
@@ -266,7 +272,7 @@ pub async fn run_point(
         same_read_chunks: live.bursts.same_read.load(Ordering::Relaxed),
         ..Default::default()
     }
-    .with_probe(probe.samples());
+    .with_probe(lag);
     outcomes.sort_by_key(|o: &RequestOutcome| o.index);
     // Cut short = Ctrl-C came while requests were still unsent or in flight.
     let interrupted =

@@ -171,7 +171,7 @@ impl LoadReport {
         let mut warnings = Vec::new();
         if client_saturated {
             warnings.push(format!(
-                "the client was saturated: a ready task waited {:.1} ms (p99; max {:.1} ms) before it ran, more than {:.1} ms, so chunk timestamps are late by up to that much ({:.1} CPU-s on {} thread(s)); use fewer streams per client, a faster client machine, or run the client apart from the server",
+                "the client was saturated: a ready task or stream waited {:.1} ms (p99; max {:.1} ms) before it ran, more than {:.1} ms, so chunk timestamps are late by up to that much ({:.1} CPU-s on {} thread(s)); use fewer streams per client, a faster client machine, or run the client apart from the server",
                 self.loop_lag_p99_ms, self.loop_lag_max_ms, lag_limit_ms, self.cpu_s, self.threads
             ));
         }
