@@ -393,6 +393,8 @@ pub struct StreamRecorder {
     pub expect_tokens: Option<u64>,
     /// Chunk events that arrived in the same network read as the previous one.
     pub same_read: u64,
+    /// Chunk events expected (the request's `max_tokens`; 0: unknown).
+    pub expected_chunks: usize,
 }
 
 impl StreamRecorder {
@@ -412,6 +414,7 @@ impl StreamRecorder {
             max_chunks: expected_chunks.saturating_mul(2).saturating_add(1024),
             expect_tokens: None,
             same_read: 0,
+            expected_chunks,
         }
     }
 

@@ -14,6 +14,17 @@ use crate::faults_common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn misbehaving_responses_fail_with_their_kind_and_exit_3() {
+    // 4 tokens: the request's own task reads the body.
+    misbehaving_responses(4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_long_responses_fail_alike_on_the_stream_reading_thread() {
+    // From run_bm::reactor::MIN_CHUNKS tokens on, the stream-reading thread does.
+    misbehaving_responses(run_bm::reactor::MIN_CHUNKS as u32 + 8).await;
+}
+
+async fn misbehaving_responses(otl: u32) {
     let srv = server(Arc::new(|info: &RequestInfo| match index_of(info) {
         1 => faults::http_error(500, "engine crashed"),
         2 => faults::cut_mid_stream(2),
@@ -28,6 +39,7 @@ async fn misbehaving_responses_fail_with_their_kind_and_exit_3() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let mut args = base(&srv.url(), "mis");
+    let otl_s = otl.to_string();
     args.extend(strings(&[
         "-c",
         "2",
@@ -37,6 +49,8 @@ async fn misbehaving_responses_fail_with_their_kind_and_exit_3() {
         "1",
         "--timeout",
         "100",
+        "--otl",
+        &otl_s,
     ]));
     let r = run_to_end(dir.path(), args).await;
     assert_eq!(r.code, 3, "completed with failed requests: {r}");
@@ -53,15 +67,18 @@ async fn misbehaving_responses_fail_with_their_kind_and_exit_3() {
     ] {
         assert!(r.out.contains(kind), "{kind} missing: {r}");
     }
-    let d = rdir(dir.path(), "mis");
+    let d = dir
+        .path()
+        .join(format!("bm_results/fake_itl8_otl{otl}_mixed_mis"));
     let res = BenchResult::read(&d.join("conc2.json")).unwrap();
     assert_eq!((res.completed, res.failed), (2, Some(8)));
     let rows = read_requests_csv(&d.join("conc2.requests.csv")).unwrap();
+    let short = format!("carried 2 of the {otl} tokens");
     let expect: [(u64, &str); 8] = [
         (1, "HTTP 500 Internal Server Error: engine crashed"),
         (2, "stream broken"),
         (3, "without data: [DONE]"),
-        (4, "carried 2 of the 4 tokens"),
+        (4, &short),
         (5, "invalid JSON in SSE event"),
         (6, "stalled: no data for 1.0 s"),
         (7, "exceeded 4194304 bytes"),
