@@ -214,6 +214,8 @@ pub struct Timed {
     at: Instant,
     phase: Phase,
     taken: Taken,
+    /// Failed attempts before this one ([`take_before`]).
+    retried: usize,
 }
 
 impl Timed {
@@ -240,7 +242,44 @@ async fn take(scraper: &Arc<Scraper>, phase: Phase) -> Timed {
             errors: vec![format!("scrape task failed: {e}")],
         });
     let at = started + started.elapsed() / 2;
-    Timed { at, phase, taken }
+    Timed {
+        at,
+        phase,
+        taken,
+        retried: 0,
+    }
+}
+
+/// Attempts at a `before` scrape: the deltas of a point start from it, and the point has
+/// not started yet, so a failed one (a timeout on a loaded machine, a refused connection)
+/// is tried again.
+pub const BEFORE_ATTEMPTS: usize = 3;
+const BEFORE_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// A `before` scrape, tried up to [`BEFORE_ATTEMPTS`] times until one brings samples.
+async fn take_before(scraper: &Arc<Scraper>) -> Timed {
+    let mut retried = 0;
+    loop {
+        let mut t = take(scraper, Phase::Before).await;
+        if !t.taken.samples.is_empty() || retried + 1 >= BEFORE_ATTEMPTS {
+            t.retried = retried;
+            return t;
+        }
+        tracing::debug!(
+            "server metrics: the scrape before the point failed ({}); trying again",
+            t.taken.errors.join("; ")
+        );
+        retried += 1;
+        tokio::time::sleep(BEFORE_RETRY_PAUSE).await;
+    }
+}
+
+/// A scrape of `phase`, `before` ones tried again when they fail.
+async fn take_phase(scraper: &Arc<Scraper>, phase: Phase) -> Timed {
+    match phase {
+        Phase::Before => take_before(scraper).await,
+        _ => take(scraper, phase).await,
+    }
 }
 
 /// Scrape until the server's `generation_tokens` counter shows at least `tokens` more than
@@ -252,7 +291,7 @@ async fn take(scraper: &Arc<Scraper>, phase: Phase) -> Timed {
 async fn settled(scraper: &Arc<Scraper>, phase: Phase, since: &Timed, tokens: u64) -> Timed {
     let started = Instant::now();
     loop {
-        let t = take(scraper, phase).await;
+        let t = take_phase(scraper, phase).await;
         let caught_up = match (since.generation_tokens(), t.generation_tokens()) {
             (Some(a), Some(b)) => b - a + 0.5 >= tokens as f64,
             // The counter appeared during the run: it counts from 0.
@@ -288,7 +327,7 @@ pub struct Baseline(Timed);
 
 impl Baseline {
     pub async fn take(scraper: &Arc<Scraper>) -> Baseline {
-        Baseline(take(scraper, Phase::Before).await)
+        Baseline(take_before(scraper).await)
     }
 }
 
@@ -308,6 +347,8 @@ pub struct Captured {
     pub scrapes: Vec<Scrape>,
     /// Scrapes (per source) that failed, and the last reason.
     pub failed: usize,
+    /// Failed `before` attempts that were tried again (not counted in `failed`).
+    pub retried: usize,
     pub last_error: Option<String>,
     pub urls: Vec<String>,
     pub interval_s: f64,
@@ -320,7 +361,7 @@ impl PointCapture {
     pub async fn start(scraper: Arc<Scraper>, warmup: Option<(Baseline, u64)>) -> PointCapture {
         let first = match warmup {
             Some((Baseline(base), tokens)) => settled(&scraper, Phase::Before, &base, tokens).await,
-            None => take(&scraper, Phase::Before).await,
+            None => take_before(&scraper).await,
         };
         let taken = Arc::new(Mutex::new(vec![first]));
         let (tx, mut rx) = oneshot::channel::<()>();
@@ -386,11 +427,13 @@ impl PointCapture {
         let mut out = Captured {
             scrapes: Vec::new(),
             failed: 0,
+            retried: 0,
             last_error: None,
             urls: self.scraper.urls(),
             interval_s: self.scraper.interval.as_secs_f64(),
         };
         for t in all {
+            out.retried += t.retried;
             out.failed += t.taken.errors.len();
             if let Some(e) = t.taken.errors.last() {
                 out.last_error = Some(e.clone());
@@ -435,6 +478,7 @@ impl Captured {
                 "during": count(Phase::During),
                 "after": count(Phase::After),
                 "failed": self.failed as u64,
+                "retried": self.retried as u64,
             }),
         );
         if let Some(s) = summarize(&self.scrapes) {
@@ -477,6 +521,7 @@ mod tests {
                 },
             ],
             failed: 2,
+            retried: 1,
             last_error: Some("x".into()),
             urls: vec!["http://h/metrics".into()],
             interval_s: 2.0,
@@ -486,6 +531,7 @@ mod tests {
         assert_eq!(j["scrapes"]["before"], 1);
         assert_eq!(j["scrapes"]["during"], 0);
         assert_eq!(j["scrapes"]["failed"], 2);
+        assert_eq!(j["scrapes"]["retried"], 1);
         assert_eq!(j["prompt_tokens"], 100);
     }
 }

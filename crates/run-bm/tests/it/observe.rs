@@ -268,6 +268,47 @@ async fn a_hanging_metrics_page_never_stalls_the_measurement() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_before_scrape_is_tried_again() {
+    // The probe answers, the first `before` attempt fails (as a metrics agent's page that
+    // timed out on a loaded machine), every later scrape answers.
+    let calls = Mutex::new(0u32);
+    let srv = server(
+        Some(Arc::new(move |s: &ServerStats| {
+            let mut n = calls.lock().unwrap();
+            *n += 1;
+            if *n == 2 {
+                Reply::Status {
+                    status: 503,
+                    body: "busy".into(),
+                }
+            } else {
+                Reply::Status {
+                    status: 200,
+                    body: vllm_page(s),
+                }
+            }
+        })),
+        false,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        args(&srv.url(), &["-c", "2", "--metrics-interval", "0.1"]),
+    )
+    .await;
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let r = BenchResult::read(&rdir(dir.path()).join("conc2.json")).unwrap();
+    let sm = &r.pd_lab.unwrap().other["server_metrics"];
+    assert_eq!(sm["scrapes"]["before"], 1, "{sm}");
+    assert_eq!(sm["scrapes"]["failed"], 0, "{sm}");
+    assert_eq!(sm["scrapes"]["retried"], 1, "{sm}");
+    // The deltas are there and exact.
+    assert_eq!(sm["prompt_tokens"], 10 * ITL, "{sm}");
+    assert_eq!(sm["generation_tokens"], 10 * OTL, "{sm}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_exporter_is_waited_for() {
     // Like Ray's metrics agent: the page shows the counters as they were 1.5 s earlier.
     const LAG: Duration = Duration::from_millis(1500);
