@@ -1,5 +1,6 @@
 //! HTTP/1.1 for the measurement hot path: streamed completions over keep-alive
-//! connections that the request's own task reads.
+//! connections, the body read by the request's own task or handed to the stream-reading
+//! thread ([`crate::reactor`], plain TCP, long streams).
 //!
 //! The general client ([`crate::client`], hyper) serves the control plane (`GET
 //! /v1/models`, `/version`, `/tokenize`, …). Streaming through it costs, per SSE chunk, a
@@ -8,8 +9,9 @@
 //! the request owns the socket: one wake-up and one `read` per network read, the bytes
 //! read into a per-thread scratch buffer and decoded in place (chunked transfer
 //! encoding, content length or read-to-close, then SSE), the timestamp taken once per
-//! read. A connection keeps no buffer of its own between reads unless an SSE message is
-//! split across two reads.
+//! read; [`Exchange::detach_plain`] gives the socket and the same body decoder to the
+//! stream-reading thread instead. A connection keeps no buffer of its own between reads
+//! unless an SSE message is split across two reads.
 //!
 //! Connections are pooled (LIFO, idle for at most 60 s) and can be opened ahead of a point
 //! ([`Pool::prewarm`]), so a closed-loop point does not open C connections at once when it
